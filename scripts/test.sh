@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# npm test: set up what is missing (plus Chromium and lavapipe), then the native Rust tests on wgpu/Vulkan,
+# then the browser end-to-end tests in headless Chromium with WebGPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+
+# Native GPU tests run on whatever Vulkan adapter is present (lavapipe on a machine without a GPU).
+export WGPU_BACKEND=vulkan
+echo; echo "== cargo fmt / clippy"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+echo; echo "== native tests (wgpu over Vulkan)"
+cargo test --release -- --test-threads 2
+
+echo; echo "== browser tests (Playwright, headless Chromium, WebGPU)"
+bash scripts/build.sh
+npx playwright test

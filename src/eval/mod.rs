@@ -1,0 +1,16 @@
+//! Weight and activation statistics, and (later) accuracy metrics.
+
+pub mod weight_stats;
+
+/// Milliseconds since an arbitrary origin, for timing: `Instant` natively, `Date.now()` in the
+/// browser (where `std::time::Instant` panics).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn now_ms() -> f64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1e3
+}
+
+#[cfg(target_arch = "wasm32")]
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}

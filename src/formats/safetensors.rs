@@ -1,0 +1,269 @@
+//! Hugging Face model directories: safetensors shards (only their JSON headers are read), the optional
+//! `model.safetensors.index.json` (checked against the shards given), `config.json` and `tokenizer.json`.
+
+use super::{ArchSummary, ByteSource, Container, DType, ModelHeader, TensorInfo};
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// The safetensors library refuses headers above 100 MB; so do we.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+/// config.json, the index and tokenizer.json are read whole; real ones are well under this.
+const MAX_TEXT_FILE_BYTES: u64 = 100_000_000;
+
+/// What a file in the directory is, judged by its name.
+enum Role {
+    Shard,
+    Index,
+    Config,
+    Tokenizer,
+    Ignored,
+}
+
+fn role(name: &str) -> Role {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".safetensors") {
+        Role::Shard
+    } else if lower.ends_with(".safetensors.index.json") {
+        Role::Index
+    } else if lower == "config.json" {
+        Role::Config
+    } else if lower == "tokenizer.json" {
+        Role::Tokenizer
+    } else {
+        Role::Ignored
+    }
+}
+
+/// Open the files of a Hugging Face model directory. `ModelHeader::files` lists every source in the
+/// order given, so `TensorInfo::file` indexes `sources` directly.
+pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
+    let files: Vec<String> = sources.iter().map(|s| s.name().to_string()).collect();
+    if !sources.iter().any(|s| matches!(role(s.name()), Role::Shard)) {
+        return Err(Error::Invalid(format!("no .safetensors file among [{}]", files.join(", "))));
+    }
+    let mut tensors: Vec<TensorInfo> = Vec::new();
+    let mut where_is: HashMap<String, usize> = HashMap::new();
+    let mut index = None;
+    let mut config = None;
+    let mut tokenizer_json = None;
+    for (i, src) in sources.iter().enumerate() {
+        match role(src.name()) {
+            Role::Shard => {
+                for t in read_shard(src, i).await? {
+                    if let Some(&first) = where_is.get(&t.name) {
+                        return Err(Error::bad_file(
+                            src.name(),
+                            format!(
+                                "tensor {} is also in {}; each tensor must be in one shard",
+                                t.name,
+                                sources[first].name()
+                            ),
+                        ));
+                    }
+                    where_is.insert(t.name.clone(), i);
+                    tensors.push(t);
+                }
+            }
+            Role::Index => index = Some((src.name(), read_json(src).await?)),
+            Role::Config => config = Some(read_json(src).await?),
+            Role::Tokenizer => tokenizer_json = Some(read_text(src).await?),
+            Role::Ignored => {}
+        }
+    }
+    if let Some((index_name, index)) = &index {
+        check_index(index_name, index, &files, &where_is)?;
+    }
+    let summary = ArchSummary::from_config(config.as_ref(), &tensors);
+    Ok(ModelHeader {
+        container: Container::Safetensors,
+        files,
+        metadata: BTreeMap::new(),
+        config,
+        tokenizer_json,
+        tensors,
+        summary,
+    })
+}
+
+/// One header entry as safetensors writes it.
+#[derive(Deserialize)]
+struct Entry {
+    dtype: String,
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
+}
+
+/// Read a shard's header and return its tensors in file order.
+async fn read_shard<S: ByteSource>(src: &S, file_index: usize) -> Result<Vec<TensorInfo>> {
+    let file = src.name();
+    let bad = |problem: String| Error::bad_file(file, problem);
+    let len = src.len();
+    if len < 8 {
+        return Err(bad(format!(
+            "the file has only {len} bytes; a safetensors file starts with an 8-byte header length"
+        )));
+    }
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&src.read(0, 8).await?);
+    let n = u64::from_le_bytes(n);
+    if n > len - 8 {
+        return Err(bad(format!(
+            "header length {n} is larger than the file ({len} bytes); not a safetensors file?"
+        )));
+    }
+    if n > MAX_HEADER_BYTES {
+        return Err(bad(format!("header length {n} is over the {MAX_HEADER_BYTES}-byte limit")));
+    }
+    // n <= MAX_HEADER_BYTES, so it fits in usize.
+    let header = src.read(8, n as usize).await?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("the header is not a JSON object: {e}")))?;
+    let data_start = 8 + n;
+    let data_len = len - data_start;
+    let mut tensors = Vec::new();
+    for (name, value) in header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let entry: Entry = serde_json::from_value(value)
+            .map_err(|e| bad(format!("tensor {name}: bad header entry: {e}")))?;
+        tensors.push(tensor_info(file, name, entry, data_start, data_len, file_index)?);
+    }
+    tensors.sort_by_key(|t| t.offset);
+    Ok(tensors)
+}
+
+fn tensor_info(
+    file: &str,
+    name: String,
+    e: Entry,
+    data_start: u64,
+    data_len: u64,
+    file_index: usize,
+) -> Result<TensorInfo> {
+    let bad = |problem: String| Error::bad_file(file, format!("tensor {name}: {problem}"));
+    let dtype = dtype_from_name(&e.dtype).ok_or_else(|| {
+        Error::unsupported(
+            file,
+            format!(
+                "tensor {name} has dtype {}; Squeeze reads F32, F16 and BF16 (and lists I8, I16, I32, I64, F64)",
+                e.dtype
+            ),
+        )
+    })?;
+    let n_bytes = e
+        .shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .and_then(|n| dtype.bytes_for(n))
+        .ok_or_else(|| bad(format!("shape {:?} overflows a 64-bit byte count", e.shape)))?;
+    let [a, b] = e.data_offsets;
+    if b < a {
+        return Err(bad(format!("data_offsets [{a}, {b}] run backwards")));
+    }
+    if b - a != n_bytes {
+        return Err(bad(format!(
+            "data_offsets [{a}, {b}] hold {} bytes but a {dtype} tensor of shape {:?} takes {n_bytes}",
+            b - a,
+            e.shape
+        )));
+    }
+    if b > data_len {
+        return Err(bad(format!(
+            "data_offsets end at {b} but the data section has {data_len} bytes (truncated?)"
+        )));
+    }
+    Ok(TensorInfo { name, shape: e.shape, dtype, file: file_index, offset: data_start + a, n_bytes })
+}
+
+fn dtype_from_name(name: &str) -> Option<DType> {
+    [DType::F32, DType::F16, DType::BF16, DType::I8, DType::I16, DType::I32, DType::I64, DType::F64]
+        .into_iter()
+        .find(|d| d.name() == name)
+}
+
+/// The index's weight_map must agree with the shards given: every tensor it names must be in the shard
+/// it names, and that shard must have been given (a forgotten shard is the usual mistake).
+fn check_index(
+    index_name: &str,
+    index: &Value,
+    files: &[String],
+    where_is: &HashMap<String, usize>,
+) -> Result<()> {
+    let bad = |problem: String| Error::bad_file(index_name, problem);
+    let map = index
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("has no \"weight_map\" object".to_string()))?;
+    for (tensor, shard) in map {
+        let shard =
+            shard.as_str().ok_or_else(|| bad(format!("weight_map entry for {tensor} is not a file name")))?;
+        if !files.iter().any(|f| f == shard) {
+            return Err(bad(format!(
+                "tensor {tensor} is in {shard}, which was not given: open all the shard files together"
+            )));
+        }
+        match where_is.get(tensor) {
+            None => {
+                return Err(bad(format!(
+                    "weight_map puts {tensor} in {shard}, but {shard} has no such tensor"
+                )))
+            }
+            Some(&i) if files[i] != shard => {
+                return Err(bad(format!("weight_map puts {tensor} in {shard}, but it is in {}", files[i])))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+async fn read_text<S: ByteSource>(src: &S) -> Result<String> {
+    let len = src.len();
+    if len > MAX_TEXT_FILE_BYTES {
+        return Err(Error::bad_file(src.name(), format!("{len} bytes is too large for this kind of file")));
+    }
+    // len <= MAX_TEXT_FILE_BYTES, so it fits in usize.
+    String::from_utf8(src.read(0, len as usize).await?)
+        .map_err(|e| Error::bad_file(src.name(), format!("not UTF-8 text: {e}")))
+}
+
+async fn read_json<S: ByteSource>(src: &S) -> Result<Value> {
+    serde_json::from_str(&read_text(src).await?)
+        .map_err(|e| Error::bad_file(src.name(), format!("not valid JSON: {e}")))
+}
+
+/// Write a safetensors file (tensors in the order given, header padded to 8 bytes as the reference
+/// writer does). For tests; `data` is the little-endian stored bytes.
+///
+/// # Panics
+/// On a dtype safetensors has no name for (block-quantised types) or data of the wrong length.
+pub fn write(tensors: &[(&str, &[u64], DType, &[u8])]) -> Vec<u8> {
+    let mut header = Map::new();
+    let mut offset = 0u64;
+    for &(name, shape, dtype, data) in tensors {
+        assert!(dtype_from_name(dtype.name()).is_some(), "safetensors cannot hold {dtype} tensor {name}");
+        let n: u64 = shape.iter().product();
+        assert_eq!(
+            dtype.bytes_for(n),
+            Some(data.len() as u64),
+            "tensor {name}: wrong data length for {shape:?}"
+        );
+        let end = offset + data.len() as u64;
+        header.insert(
+            name.to_string(),
+            serde_json::json!({ "dtype": dtype.name(), "shape": shape, "data_offsets": [offset, end] }),
+        );
+        offset = end;
+    }
+    let mut json = Value::Object(header).to_string().into_bytes();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    for &(_, _, _, data) in tensors {
+        out.extend_from_slice(data);
+    }
+    out
+}

@@ -1,0 +1,56 @@
+// Shared test setup: every page's console errors are collected and fail the test unless a test expects them.
+import { test as base, expect } from '@playwright/test';
+
+export const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+export const SCREENSHOTS = 'test-results/screenshots';
+
+/** Attaches console/page-error collection to a page; returns the list it fills. */
+export function watchConsole(page) {
+  const errors = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`console.error: ${msg.text()}`);
+    if (msg.text().startsWith('[squeeze]')) console.log(`    page: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
+  return errors;
+}
+
+export function expectNoConsoleErrors(errors, allowed = []) {
+  const unexpected = errors.filter((e) => !allowed.some((re) => re.test(e)));
+  expect(unexpected, 'unexpected console errors').toEqual([]);
+}
+
+export const test = base.extend({
+  consoleErrors: async ({ page }, use) => {
+    const errors = watchConsole(page);
+    await use(errors);
+    expectNoConsoleErrors(errors);
+  },
+});
+
+/** Waits for a model load to finish and returns the load time the page measured, in ms. */
+export async function waitForModel(page) {
+  await expect(page.locator('#model-status')).toHaveAttribute('data-load-ms', /\d+/);
+  await expect(page.locator('#progress')).toBeHidden();
+  return Number(await page.locator('#model-status').getAttribute('data-load-ms'));
+}
+
+/** Counts the pixels of a canvas inside `selector` that are close to the given colour. */
+export function countPixels(page, selector, [r, g, b], tolerance = 40) {
+  return page.locator(`${selector} canvas`).evaluate((canvas, [r, g, b, tol]) => {
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    let n = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      const close = Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < tol;
+      if (data[i + 3] > 200 && close) n++;
+    }
+    return n;
+  }, [r, g, b, tolerance]);
+}
+
+/** The numbers a Statistics row shows, read from its raw data-value. */
+export async function statValue(page, key) {
+  return Number(await page.locator(`.stats-table [data-stat="${key}"]`).getAttribute('data-value'));
+}
+
+export { expect };

@@ -1,0 +1,230 @@
+// Weights view: one tensor's value distribution (histogram + summary statistics, computed by a GPU kernel)
+// and its per-output-channel max|w|, where the channels that would dominate a quantiser's scale stand out.
+import * as fmt from '../format.js';
+import { axes, barsPath, COLORS, mountChart } from '../charts.js';
+
+const BINS = [64, 128, 256];
+const TOP_K = [8, 16, 32];
+const STATS = [
+  ['n', 'Elements', fmt.integer],
+  ['min', 'Min', fmt.num],
+  ['max', 'Max', fmt.num],
+  ['mean', 'Mean', fmt.num],
+  ['std', 'Std dev', fmt.num],
+  ['kurtosis', 'Kurtosis', fmt.num],
+];
+
+export function createWeightsView(root, { call, showError }) {
+  root.innerHTML = `
+    <div class="empty-note">Load a model, then pick a tensor here or in the Model view's table.</div>
+    <div class="weights" hidden>
+      <div class="card toolbar">
+        <label class="field grow">Tensor
+          <input type="search" class="tensor-pick" list="tensor-names" spellcheck="false"
+            placeholder="Type to search, e.g. blk.0.attn_q.weight" />
+        </label>
+        <datalist id="tensor-names"></datalist>
+        <button type="button" class="step" data-step="-1" aria-label="Previous tensor" title="Previous tensor">←</button>
+        <button type="button" class="step" data-step="1" aria-label="Next tensor" title="Next tensor">→</button>
+        <label class="field">Bins
+          <select class="bins">${BINS.map((b) => `<option ${b === 128 ? 'selected' : ''}>${b}</option>`).join('')}</select>
+        </label>
+        <label class="field">Top channels
+          <select class="topk">${TOP_K.map((k) => `<option>${k}</option>`).join('')}</select>
+        </label>
+        <label class="check"><input type="checkbox" class="log" /> log count</label>
+      </div>
+      <div class="tensor-title">
+        <h2 class="mono"></h2><span class="tensor-meta muted"></span><span class="compute-state muted" aria-live="polite"></span>
+      </div>
+      <div class="weights-grid">
+        <section class="card">
+          <h3>Histogram of weight values</h3>
+          <p class="explain">How the values spread. A quantiser spends its levels across the whole range, so long
+            tails leave fewer levels for the crowded middle.</p>
+          <div class="chart hist-chart"></div>
+        </section>
+        <section class="card stats">
+          <h3>Statistics</h3>
+          <table class="stats-table"><tbody></tbody></table>
+          <h3>Quantiles</h3>
+          <table class="quantile-table"><tbody></tbody></table>
+        </section>
+        <section class="card wide">
+          <h3>Largest |w| in each output channel</h3>
+          <p class="explain">One point per output channel (row). Channels far above the median set the scale of
+            any per-tensor quantiser and lose the most precision; the top ones are marked in red.</p>
+          <div class="chart channel-chart"></div>
+        </section>
+        <section class="card">
+          <h3>Top channels by max |w|</h3>
+          <table class="top-table">
+            <thead><tr><th class="num">Channel</th><th class="num">max |w|</th><th class="num">× median</th></tr></thead>
+            <tbody></tbody>
+          </table>
+        </section>
+      </div>
+    </div>`;
+
+  const q = (sel) => root.querySelector(sel);
+  let tensors = [];
+  let want = null; // the tensor + settings the user asked for last
+  let inflight = false;
+  let stats = null; // the last result shown
+  let generation = 0; // bumped per model, so a late answer about the previous model is never shown
+
+  const settings = () => ({ bins: Number(q('.bins').value), topK: Number(q('.topk').value) });
+  const sameRequest = (a, b) =>
+    a && b && a.gen === b.gen && a.name === b.name && a.bins === b.bins && a.topK === b.topK;
+
+  // Only one request at a time; quick successive choices collapse into the latest one.
+  async function refresh() {
+    if (inflight || !want || sameRequest(want, stats?.request)) return;
+    inflight = true;
+    const request = want;
+    q('.compute-state').textContent = 'computing on the GPU…';
+    root.classList.add('busy');
+    try {
+      const { name, bins, topK } = request;
+      const result = await call('tensorStats', { name, bins, topK });
+      if (sameRequest(request, want)) {
+        stats = { ...result, request };
+        render();
+      }
+    } catch (err) {
+      showError(err.message);
+      // Forget the failed choice (so it is not retried in a loop) and label what is still shown.
+      want = stats?.request ?? null;
+      q('.compute-state').textContent = '';
+      const shown = stats && tensors.find((t) => t.name === stats.name);
+      if (shown) showTitle(shown);
+    } finally {
+      inflight = false;
+      root.classList.remove('busy');
+    }
+    refresh();
+  }
+
+  function select(name) {
+    const t = tensors.find((x) => x.name === name);
+    if (!t) {
+      showError(`There is no tensor named “${name}” in this model.`);
+      return;
+    }
+    showTitle(t);
+    want = { name, gen: generation, ...settings() };
+    refresh();
+  }
+
+  function showTitle(t) {
+    q('.tensor-pick').value = t.name;
+    q('.tensor-pick').setCustomValidity('');
+    q('.tensor-title h2').textContent = t.name;
+    q('.tensor-meta').textContent = `${fmt.shape(t.shape)} · ${t.dtype} · ${fmt.bytes(t.n_bytes)}`;
+  }
+
+  function render() {
+    const s = stats;
+    q('.compute-state').textContent = `computed in ${fmt.ms(s.ms)}`;
+    q('.stats-table tbody').innerHTML = STATS.map(([key, label, f]) =>
+      `<tr data-stat="${key}" data-value="${s[key]}"><th>${label}</th><td class="num">${f(s[key])}</td></tr>`).join('');
+    q('.quantile-table tbody').innerHTML = s.quantiles.map(({ p, value }) =>
+      `<tr data-p="${p}" data-value="${value}"><th>${percent(p)}${p === 0.5 ? ' (median)' : ''}</th>
+        <td class="num">${fmt.num(value)}</td></tr>`).join('');
+    const med = median(s.channel_max_abs);
+    q('.top-table tbody').innerHTML = s.top_channels.map(({ channel, max_abs }) =>
+      `<tr><td class="num">${channel}</td><td class="num">${fmt.num(max_abs)}</td>
+        <td class="num">${med > 0 ? (max_abs / med).toFixed(1) : '—'}</td></tr>`).join('');
+    drawHistogram();
+    drawChannels(med);
+  }
+
+  function drawHistogram() {
+    const { lo, hi, counts } = stats.histogram;
+    const log = q('.log').checked;
+    const width = (hi - lo) / counts.length;
+    const x = Array.from(counts, (_, i) => lo + (i + 0.5) * width);
+    // A log axis cannot show 0: empty bins become gaps.
+    const y = Array.from(counts, (c) => (log && c <= 0 ? null : c));
+    const yTitle = log ? 'count (elements, log scale)' : 'count (elements)';
+    mountChart(q('.hist-chart'), `Histogram of ${stats.name}: ${counts.length} bins from ${fmt.num(lo)} to ` +
+      `${fmt.num(hi)}, ${yTitle}`, {
+      scales: { x: { time: false, range: [lo, hi] }, y: log ? { distr: 3 } : { range: (u, min, max) => [0, max * 1.05] } },
+      axes: axes('weight value (dequantised)', yTitle),
+      series: [
+        { label: 'value', value: (u, v) => fmt.num(v) },
+        { label: 'count', fill: COLORS.bars, stroke: COLORS.bars, paths: barsPath(), points: { show: false },
+          value: (u, v) => fmt.integer(v) },
+      ],
+      legend: { live: true },
+    }, [x, y], 300);
+  }
+
+  function drawChannels(med) {
+    const values = Array.from(stats.channel_max_abs);
+    const top = new Map(stats.top_channels.map((c) => [c.channel, c.max_abs]));
+    const x = values.map((_, i) => i);
+    const marked = stats.top_channels.map((c) => c.channel).join(', ');
+    mountChart(q('.channel-chart'), `max |w| of each of the ${values.length} output channels of ${stats.name}; ` +
+      `median ${fmt.num(med)}; largest in channels ${marked}`, {
+      scales: { x: { time: false }, y: { range: (u, min, max) => [0, max * 1.08] } },
+      axes: axes('output channel (row index)', 'max |w|'),
+      series: [
+        { label: 'channel', value: (u, v) => (v == null ? '—' : String(v)) },
+        { label: 'max |w|', stroke: COLORS.line, width: 1, points: { show: false }, value: (u, v) => fmt.num(v) },
+        { label: 'top channels', stroke: COLORS.outlier, width: 0,
+          points: { show: true, size: 8, fill: COLORS.outlier, stroke: COLORS.outlier }, value: (u, v) => fmt.num(v) },
+        { label: 'median', stroke: COLORS.guide, width: 1, dash: [6, 4], points: { show: false },
+          value: (u, v) => fmt.num(v) },
+      ],
+    }, [x, values, x.map((i) => top.get(i) ?? null), x.map(() => med)]);
+  }
+
+  function step(delta) {
+    const i = tensors.findIndex((t) => t.name === want?.name);
+    const next = tensors[(i + delta + tensors.length) % tensors.length];
+    if (next) select(next.name);
+  }
+
+  // Enter in the search box takes an exact name, or the only tensor whose name contains the text.
+  q('.tensor-pick').addEventListener('change', (e) => {
+    const text = e.target.value.trim();
+    const matches = tensors.filter((t) => t.name.includes(text));
+    const hit = tensors.find((t) => t.name === text) ?? (matches.length === 1 ? matches[0] : null);
+    e.target.setCustomValidity(hit || !text ? '' : `${matches.length} tensors match “${text}”: pick one from the list.`);
+    e.target.reportValidity();
+    if (hit && hit.name !== want?.name) select(hit.name);
+  });
+  for (const b of root.querySelectorAll('.step')) b.onclick = () => step(Number(b.dataset.step));
+  for (const el of [q('.bins'), q('.topk')]) {
+    el.addEventListener('change', () => want && select(want.name));
+  }
+  q('.log').addEventListener('change', () => stats && drawHistogram());
+
+  return {
+    setModel(model) {
+      tensors = model.tensors;
+      generation++;
+      want = null;
+      stats = null;
+      q('#tensor-names').innerHTML = tensors.map((t) => `<option value="${fmt.esc(t.name)}"></option>`).join('');
+      q('.empty-note').hidden = true;
+      q('.weights').hidden = false;
+    },
+    select,
+    /** Called when the view becomes visible: start with a typical weight matrix if nothing is chosen yet. */
+    activate() {
+      if (!want && tensors.length) select((tensors.find((t) => /attn_q/.test(t.name)) ?? tensors[0]).name);
+    },
+  };
+}
+
+function percent(p) {
+  return `${+(p * 100).toPrecision(3)}%`;
+}
+
+function median(values) {
+  if (!values.length) return 0;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[sorted.length >> 1];
+}
