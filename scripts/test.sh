@@ -7,6 +7,9 @@ bash scripts/setup.sh --test
 
 # Native GPU tests run on whatever Vulkan adapter is present (lavapipe on a machine without a GPU).
 export WGPU_BACKEND=vulkan
+# The Vulkan loader complains on every device creation when this is unset; give it a private one.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/squeeze-runtime-$(id -u)}"
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 echo; echo "== cargo fmt / clippy"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

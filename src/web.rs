@@ -33,14 +33,17 @@ impl ByteSource for BlobSource {
     }
     async fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let io = |e: JsValue| Error::Io { file: self.name.clone(), problem: format!("{e:?}") };
-        let part = self.blob.slice_with_f64_and_f64(offset as f64, (offset + len as u64) as f64).map_err(io)?;
+        let part =
+            self.blob.slice_with_f64_and_f64(offset as f64, (offset + len as u64) as f64).map_err(io)?;
         let buffer = JsFuture::from(part.array_buffer()).await.map_err(io)?;
         Ok(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 }
 
 fn to_js<T: Serialize>(value: &T) -> std::result::Result<JsValue, JsError> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&e.to_string()))
 }
 
 fn js_err(e: Error) -> JsError {
@@ -77,10 +80,18 @@ impl Squeeze {
         let sources: Vec<BlobSource> = blobs
             .iter()
             .zip(names.iter())
-            .map(|(blob, name)| BlobSource { name: name.as_string().unwrap_or_default(), blob: blob.unchecked_into() })
+            .map(|(blob, name)| BlobSource {
+                name: name.as_string().unwrap_or_default(),
+                blob: blob.unchecked_into(),
+            })
             .collect();
         let mut progress = |phase: &str, done: u64, total: u64| {
-            let _ = on_progress.call3(&JsValue::NULL, &phase.into(), &(done as f64).into(), &(total as f64).into());
+            let _ = on_progress.call3(
+                &JsValue::NULL,
+                &phase.into(),
+                &(done as f64).into(),
+                &(total as f64).into(),
+            );
         };
         let loaded = model::load(&self.gpu, &sources, &mut progress).await.map_err(js_err)?;
         let view = loaded.view();
@@ -89,7 +100,12 @@ impl Squeeze {
     }
 
     /// Histogram, quantiles, moments and per-output-channel max|w| of one tensor, computed on the GPU.
-    pub async fn tensor_stats(&self, name: String, bins: u32, top_k: u32) -> std::result::Result<JsValue, JsError> {
+    pub async fn tensor_stats(
+        &self,
+        name: String,
+        bins: u32,
+        top_k: u32,
+    ) -> std::result::Result<JsValue, JsError> {
         let model = self.model.borrow().clone().ok_or_else(|| JsError::new("no model is loaded"))?;
         let tensor = model.tensor(&name).map_err(js_err)?;
         let stats = tensor_stats(&self.gpu, tensor, bins, top_k as usize).await.map_err(js_err)?;

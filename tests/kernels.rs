@@ -18,7 +18,8 @@ const BLOCK_TYPES: [DType; 8] =
     [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K];
 
 fn gpu_with(options: GpuOptions) -> Gpu {
-    pollster::block_on(Gpu::new(options)).expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
+    pollster::block_on(Gpu::new(options))
+        .expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
 }
 
 fn gpu() -> Gpu {
@@ -47,7 +48,7 @@ fn f16_fields(dtype: DType) -> &'static [usize] {
 /// An f16 scale: zero, subnormal, the largest finite, or an ordinary normal value, either sign (a
 /// negative min is the Q4_1/Q5_1 m < 0 and K-quant negative dmin case). Never NaN or infinity.
 fn f16_scale(rng: &mut Rng) -> u16 {
-    let sign = if rng.next_u64() % 2 == 0 { 0 } else { 0x8000 };
+    let sign = if rng.next_u64() & 1 == 0 { 0 } else { 0x8000 };
     let mantissa = (rng.next_u64() % 1024) as u16;
     sign | match rng.next_u64() % 6 {
         0 => 0,
@@ -82,7 +83,8 @@ fn random_blocks(dtype: DType, n: u64, rng: &mut Rng) -> Vec<u8> {
 /// value and 1, then random bit patterns. NaN patterns become infinities (NaN payloads need not
 /// survive a GPU, and NaN never equals itself).
 fn random_scalars(dtype: DType, n: u64, rng: &mut Rng) -> Vec<u8> {
-    let f32_specials = [0u32, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 1, 0x807F_FFFF, 0x7F7F_FFFF, 0x3F80_0000];
+    let f32_specials =
+        [0u32, 0x8000_0000, 0x7F80_0000, 0xFF80_0000, 1, 0x807F_FFFF, 0x7F7F_FFFF, 0x3F80_0000];
     let f16_specials = [0u16, 0x8000, 0x7C00, 0xFC00, 1, 0x83FF, 0x7BFF, 0x3C00];
     let bf16_specials = [0u16, 0x8000, 0x7F80, 0xFF80, 1, 0x807F, 0x7F7F, 0x3F80];
     let mut out = Vec::new();
@@ -151,8 +153,17 @@ fn assert_matches_cpu(what: &str, dtype: DType, bytes: &[u8], got: &[f32], want:
     let (bb, bs) = (dtype.block_bytes() as usize, dtype.block_size() as usize);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let block = &bytes[i / bs * bb..(i / bs + 1) * bb];
-        let ok = if fused { (g - w).abs() <= ulp(largest_terms(dtype, block)) } else { g.to_bits() == w.to_bits() };
-        assert!(ok, "{what}: element {i}: GPU {g:e} ({:#010x}), CPU {w:e} ({:#010x})", g.to_bits(), w.to_bits());
+        let ok = if fused {
+            (g - w).abs() <= ulp(largest_terms(dtype, block))
+        } else {
+            g.to_bits() == w.to_bits()
+        };
+        assert!(
+            ok,
+            "{what}: element {i}: GPU {g:e} ({:#010x}), CPU {w:e} ({:#010x})",
+            g.to_bits(),
+            w.to_bits()
+        );
     }
 }
 
@@ -247,7 +258,8 @@ fn cpu_codec_known_answers_scalars() {
     let got = cpu::dequant::dequantize(DType::F32, &f32s, 2).unwrap();
     assert_eq!((got[0], got[1].to_bits()), (1.5, 0x8000_0000));
 
-    let f16s: Vec<u8> = [0x3C00u16, 0xC000, 0x0001, 0x7C00, 0x7BFF].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let f16s: Vec<u8> =
+        [0x3C00u16, 0xC000, 0x0001, 0x7C00, 0x7BFF].iter().flat_map(|v| v.to_le_bytes()).collect();
     let got = cpu::dequant::dequantize(DType::F16, &f16s, 5).unwrap();
     assert_eq!(got, [1.0, -2.0, 2f32.powi(-24), f32::INFINITY, 65504.0]);
 
@@ -279,13 +291,19 @@ fn cpu_codec_known_answers_32_element_blocks() {
     assert_eq!(decode_one(DType::Q4_1, &b), want);
 
     // Q5_0: d = 1; qh bits 0 and 17 (element j's fifth bit is bit j); qs[0] = 0x3F, qs[1] = 0x21.
-    let b = block_with(DType::Q5_0, &[(0, &[0x00, 0x3C]), (2, &0x0002_0001u32.to_le_bytes()), (6, &[0x3F, 0x21])]);
+    let b = block_with(
+        DType::Q5_0,
+        &[(0, &[0x00, 0x3C]), (2, &0x0002_0001u32.to_le_bytes()), (6, &[0x3F, 0x21])],
+    );
     let mut want = [-16f32; 32];
     (want[0], want[16], want[1], want[17]) = (15.0, 3.0 - 16.0, 1.0 - 16.0, 18.0 - 16.0);
     assert_eq!(decode_one(DType::Q5_0, &b), want);
 
     // Q5_1: d = 0.5, m = 2; qh bit 31; qs[15] = 0xF1.
-    let b = block_with(DType::Q5_1, &[(0, &[0x00, 0x38, 0x00, 0x40]), (4, &0x8000_0000u32.to_le_bytes()), (8 + 15, &[0xF1])]);
+    let b = block_with(
+        DType::Q5_1,
+        &[(0, &[0x00, 0x38, 0x00, 0x40]), (4, &0x8000_0000u32.to_le_bytes()), (8 + 15, &[0xF1])],
+    );
     let mut want = [2f32; 32];
     (want[15], want[31]) = (0.5 + 2.0, 31.0 * 0.5 + 2.0);
     assert_eq!(decode_one(DType::Q5_1, &b), want);
@@ -295,8 +313,8 @@ fn cpu_codec_known_answers_32_element_blocks() {
 fn cpu_codec_known_answer_q4_k() {
     // d = 1, dmin = 0.5. Sub-block 0: scale 1, min 2 (bytes 0 and 4). Sub-block 1: scale 3, min 0.
     // Sub-block 5: scale 37 = 0b10_0101 (low 4 bits in byte 9, top 2 in the spare bits of byte 1),
-    // min 41 = 0b10_1001 (low 4 bits in byte 9's high nibble, top 2 in the spare bits of byte 5).
-    let scales = [1, 3 | 2 << 6, 0, 0, 2, 2 << 6, 0, 0, 0, 5 | 9 << 4, 0, 0];
+    // min 25 = 0b01_1001 (low 4 bits in byte 9's high nibble, top 2 in the spare bits of byte 5).
+    let scales = [1, 3 | 2 << 6, 0, 0, 2, 1 << 6, 0, 0, 0, 5 | 9 << 4, 0, 0];
     let mut b = block_with(DType::Q4_K, &[(0, &[0x00, 0x3C, 0x00, 0x38]), (4, &scales)]);
     // qs[0] serves elements 0 (low nibble, sub-block 0) and 32 (high, 1); qs[64] elements 128 and 160.
     (b[16], b[16 + 64]) = (0x7A, 0xC0);
@@ -304,8 +322,8 @@ fn cpu_codec_known_answer_q4_k() {
     want[..32].fill(-0.5 * 2.0);
     want[0] = 1.0 * 10.0 - 0.5 * 2.0;
     want[32] = 3.0 * 7.0;
-    want[160..192].fill(-0.5 * 41.0);
-    want[160] = 37.0 * 12.0 - 0.5 * 41.0;
+    want[160..192].fill(-0.5 * 25.0);
+    want[160] = 37.0 * 12.0 - 0.5 * 25.0;
     assert_eq!(decode_one(DType::Q4_K, &b), want);
 }
 
@@ -330,7 +348,8 @@ fn cpu_codec_known_answer_q5_k() {
 fn cpu_codec_known_answer_q6_k() {
     // d = 0.5 (last two bytes). i8 scales, one per 16 elements: sc[0] = 2, sc[2] = −3, sc[4] = 1,
     // sc[6] = 4, sc[9] = −1, the rest 0.
-    let mut b = block_with(DType::Q6_K, &[(208, &[0x00, 0x38]), (192, &[2, 0, 0xFD, 0, 1, 0, 4, 0, 0, 0xFF])]);
+    let mut b =
+        block_with(DType::Q6_K, &[(208, &[0x00, 0x38]), (192, &[2, 0, 0xFD, 0, 1, 0, 4, 0, 0, 0xFF])]);
     // ql[0] = 0x5F: elements 0 (low 15) and 64 (high 5); ql[32] = 0x0A: elements 32 (10) and 96 (0).
     // qh[0] = 0b11_00_10_01 gives those four elements high bits 1, 2, 0, 3 (two bits each).
     // Second half: element 144 = low nibble of ql[64 + 16] = 7 with bits 0–1 of qh[32 + 16] = 2.
@@ -344,7 +363,7 @@ fn cpu_codec_known_answer_q6_k() {
     want[32] = 0.5 * -3.0 * (42.0 - 32.0);
     want[64] = 0.5 * 1.0 * (5.0 - 32.0);
     want[96] = 0.5 * 4.0 * (48.0 - 32.0);
-    want[144] = 0.5 * -1.0 * (39.0 - 32.0);
+    want[144] = -0.5 * (39.0 - 32.0); // d·sc = 0.5·(−1)
     assert_eq!(decode_one(DType::Q6_K, &b), want);
 }
 
@@ -403,7 +422,9 @@ fn gpu_stats_kernels_match_cpu_twins() {
             let mut counts = Vec::new();
             for bins in bin_counts {
                 counts.push(stats::histogram_counts(&gpu, bins).unwrap());
-                stats::histogram(&gpu, &mut encoder, m, (lo, hi), counts.last().unwrap(), bins).await.unwrap();
+                stats::histogram(&gpu, &mut encoder, m, (lo, hi), counts.last().unwrap(), bins)
+                    .await
+                    .unwrap();
             }
             gpu.queue.submit([encoder.finish()]);
 
@@ -413,7 +434,12 @@ fn gpu_stats_kernels_match_cpu_twins() {
                 assert_eq!(g[..3], w[..3], "{what} row {r}: min, max, max|x|");
                 // f32 partial sums on the GPU, f64 on the CPU: bounded by the row's Σ|x|.
                 let abs_sum: f64 = values[r * cols..(r + 1) * cols].iter().map(|x| x.abs() as f64).sum();
-                assert!(((g[3] - w[3]) as f64).abs() <= 1e-5 * abs_sum, "{what} row {r}: Σx {} vs {}", g[3], w[3]);
+                assert!(
+                    ((g[3] - w[3]) as f64).abs() <= 1e-5 * abs_sum,
+                    "{what} row {r}: Σx {} vs {}",
+                    g[3],
+                    w[3]
+                );
             }
             let got = stats::read_rows(&gpu, &moments, rows as u64).await.unwrap();
             for (r, (g, w)) in got.iter().zip(&want_moments).enumerate() {
@@ -434,7 +460,12 @@ fn gpu_stats_kernels_match_cpu_twins() {
 /// Two reports of the same values: everything exact except the sums, which are rounded differently.
 fn assert_same_report(what: &str, g: &WeightStats, c: &WeightStats) {
     assert_eq!((g.n, g.min, g.max), (c.n, c.min, c.max), "{what}: n, min, max");
-    assert!((g.mean - c.mean).abs() <= 1e-6 * (c.std + c.mean.abs()), "{what}: mean {} vs {}", g.mean, c.mean);
+    assert!(
+        (g.mean - c.mean).abs() <= 1e-6 * (c.std + c.mean.abs()),
+        "{what}: mean {} vs {}",
+        g.mean,
+        c.mean
+    );
     assert!(close(g.std, c.std, 1e-5), "{what}: std {} vs {}", g.std, c.std);
     assert!(close(g.kurtosis, c.kurtosis, 1e-4), "{what}: kurtosis {} vs {}", g.kurtosis, c.kurtosis);
     assert_eq!(g.histogram, c.histogram, "{what}: histogram");
@@ -456,7 +487,10 @@ fn tensor_stats_matches_the_cpu_report() {
                 let g = tensor_stats(&gpu, &t, bins, 5).await.unwrap();
                 let c = cpu_tensor_stats(&values, rows, cols, bins, 5);
                 assert_same_report(&format!("{rows}x{cols}, {chunks} chunks, {bins} bins"), &g, &c);
-                assert_eq!((g.name.as_str(), g.dtype.as_str(), g.shape.clone()), ("w", "F32", vec![rows as u64, cols as u64]));
+                assert_eq!(
+                    (g.name.as_str(), g.dtype.as_str(), g.shape.clone()),
+                    ("w", "F32", vec![rows as u64, cols as u64])
+                );
                 assert_eq!(g.histogram.counts.iter().sum::<u64>(), g.n);
                 assert_eq!(g.top_channels.len(), 5);
                 assert!(g.top_channels.windows(2).all(|w| w[0].max_abs >= w[1].max_abs));
@@ -490,7 +524,8 @@ fn real_model_dequant_and_stats() {
         let sources = [FileSource::open(&path).unwrap()];
         let header = open_model(&sources).await.unwrap();
         // A 32 MiB binding splits the 113 MB f32 embedding into several chunks.
-        let gpu = gpu_with(GpuOptions { max_storage_buffer_binding_size: Some(32 << 20), ..Default::default() });
+        let gpu =
+            gpu_with(GpuOptions { max_storage_buffer_binding_size: Some(32 << 20), ..Default::default() });
         for (name, dtype) in [("blk.0.attn_q.weight", DType::Q4_1), ("token_embd.weight", DType::Q8_0)] {
             let info = header.tensor(name).unwrap();
             assert_eq!(info.dtype, dtype, "{name}");

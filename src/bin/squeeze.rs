@@ -12,6 +12,8 @@ use squeeze::formats::source::open_path;
 use squeeze::formats::{open_model, read_tensor_bytes};
 use squeeze::gpu::{Gpu, GpuOptions};
 use squeeze::model::{self, ModelView};
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,7 +38,8 @@ fn parse_args(raw: &[String]) -> Result<Args> {
     while let Some(a) = it.next() {
         let mut value = |flag: &str| {
             it.next().ok_or_else(|| Error::Invalid(format!("{flag} needs a value\n{USAGE}"))).and_then(|v| {
-                v.parse::<u32>().map_err(|_| Error::Invalid(format!("{flag} wants a whole number, not '{v}'")))
+                v.parse::<u32>()
+                    .map_err(|_| Error::Invalid(format!("{flag} wants a whole number, not '{v}'")))
             })
         };
         match a.as_str() {
@@ -56,7 +59,11 @@ fn parse_args(raw: &[String]) -> Result<Args> {
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     match pollster::block_on(run(&raw)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(report) => {
+            // A closed pipe (`squeeze info … | head`) is the reader's choice, not a failure.
+            let _ = std::io::stdout().write_all(report.as_bytes());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("squeeze: {e}");
             ExitCode::FAILURE
@@ -64,7 +71,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(raw: &[String]) -> Result<()> {
+/// Run one command and return its report as text (or JSON).
+async fn run(raw: &[String]) -> Result<String> {
     let (command, rest) = raw.split_first().ok_or_else(|| Error::Invalid(USAGE.into()))?;
     let args = parse_args(rest)?;
     let arity = |n: usize| {
@@ -91,27 +99,25 @@ async fn run(raw: &[String]) -> Result<()> {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("reports serialise"));
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("reports serialise") + "\n"
 }
 
-async fn info(args: &Args) -> Result<()> {
+async fn info(args: &Args) -> Result<String> {
     let sources = open_path(&PathBuf::from(&args.positional[0]))?;
     let view = ModelView::of_header(&open_model(&sources).await?);
     if args.json {
-        print_json(&view);
-        return Ok(());
+        return Ok(json(&view));
     }
-    println!("{}", view.summary.to_text());
-    println!("\n{:<44} {:>16} {:>6} {:>12}", "tensor", "shape", "dtype", "bytes");
+    let mut out = view.summary.to_text();
+    let _ = writeln!(out, "\n\n{:<44} {:>16} {:>6} {:>12}", "tensor", "shape", "dtype", "bytes");
     for t in &view.tensors {
-        let shape = t.shape.iter().map(u64::to_string).collect::<Vec<_>>().join("×");
-        println!("{:<44} {:>16} {:>6} {:>12}", t.name, shape, t.dtype, t.n_bytes);
+        let _ = writeln!(out, "{:<44} {:>16} {:>6} {:>12}", t.name, shape_text(&t.shape), t.dtype, t.n_bytes);
     }
-    Ok(())
+    Ok(out)
 }
 
-async fn stats(args: &Args) -> Result<()> {
+async fn stats(args: &Args) -> Result<String> {
     let sources = open_path(&PathBuf::from(&args.positional[0]))?;
     let header = open_model(&sources).await?;
     let info = header.tensor(&args.positional[1])?;
@@ -119,31 +125,41 @@ async fn stats(args: &Args) -> Result<()> {
     let bytes = read_tensor_bytes(&sources, info).await?;
     let tensor = gpu.upload_tensor(&info.name, &info.shape, info.dtype, &bytes)?;
     let stats = tensor_stats(&gpu, &tensor, args.bins, args.top).await?;
-    if args.json {
-        print_json(&stats);
-    } else {
-        print_stats(&stats, &gpu.info.adapter);
-    }
-    Ok(())
+    Ok(if args.json { json(&stats) } else { stats_text(&stats, &gpu.info.adapter) })
 }
 
-fn print_stats(s: &WeightStats, adapter: &str) {
-    let shape = s.shape.iter().map(u64::to_string).collect::<Vec<_>>().join("×");
-    println!("{} [{shape}] {}: {} values, computed on {adapter} in {:.1} ms", s.name, s.dtype, s.n, s.ms);
-    println!("min {:.6}  max {:.6}  mean {:.6}  std {:.6}  excess kurtosis {:.3}", s.min, s.max, s.mean, s.std, s.kurtosis);
-    let quantiles: Vec<String> = s.quantiles.iter().map(|q| format!("p{}={:.5}", q.p * 100.0, q.value)).collect();
-    println!("quantiles: {}", quantiles.join("  "));
+fn shape_text(shape: &[u64]) -> String {
+    shape.iter().map(u64::to_string).collect::<Vec<_>>().join("×")
+}
+
+fn stats_text(s: &WeightStats, adapter: &str) -> String {
+    let mut out = String::new();
+    let shape = shape_text(&s.shape);
+    let _ = writeln!(
+        out,
+        "{} [{shape}] {}: {} values, computed on {adapter} in {:.1} ms",
+        s.name, s.dtype, s.n, s.ms
+    );
+    let _ = writeln!(
+        out,
+        "min {:.6}  max {:.6}  mean {:.6}  std {:.6}  excess kurtosis {:.3}",
+        s.min, s.max, s.mean, s.std, s.kurtosis
+    );
+    let quantiles: Vec<String> =
+        s.quantiles.iter().map(|q| format!("p{}={:.5}", q.p * 100.0, q.value)).collect();
+    let _ = writeln!(out, "quantiles: {}", quantiles.join("  "));
     let peak = s.histogram.counts.iter().copied().max().unwrap_or(1).max(1);
     let width = (s.histogram.hi - s.histogram.lo) / s.histogram.counts.len() as f64;
-    println!("histogram ({} bins):", s.histogram.counts.len());
+    let _ = writeln!(out, "histogram ({} bins):", s.histogram.counts.len());
     for (i, &c) in s.histogram.counts.iter().enumerate() {
         let bar = "█".repeat((c * 50).div_ceil(peak) as usize);
-        println!("  {:>10.5} {:>9} {bar}", s.histogram.lo + width * i as f64, c);
+        let _ = writeln!(out, "  {:>10.5} {:>9} {bar}", s.histogram.lo + width * i as f64, c);
     }
-    println!("top output channels by max|w|:");
+    let _ = writeln!(out, "top output channels by max|w|:");
     for c in &s.top_channels {
-        println!("  channel {:>6}  max|w| {:.5}", c.channel, c.max_abs);
+        let _ = writeln!(out, "  channel {:>6}  max|w| {:.5}", c.channel, c.max_abs);
     }
+    out
 }
 
 #[derive(serde::Serialize)]
@@ -160,11 +176,15 @@ struct BenchReport {
     stats_ms: f64,
 }
 
-async fn bench(args: &Args) -> Result<()> {
+async fn bench(args: &Args) -> Result<String> {
     let sources = open_path(&PathBuf::from(&args.positional[0]))?;
     let gpu = Gpu::new(GpuOptions::default()).await?;
     let loaded = model::load(&gpu, &sources, &mut |_: &str, _: u64, _: u64| {}).await?;
-    let largest = loaded.tensors.iter().max_by_key(|t| t.n_bytes).ok_or_else(|| Error::Invalid("empty model".into()))?;
+    let largest = loaded
+        .tensors
+        .iter()
+        .max_by_key(|t| t.n_bytes)
+        .ok_or_else(|| Error::Invalid("empty model".into()))?;
     // Warm the kernels once so the timing shows the steady state the page sees on a second click.
     tensor_stats(&gpu, largest, 64, 8).await?;
     let stats = tensor_stats(&gpu, largest, 64, 8).await?;
@@ -182,12 +202,22 @@ async fn bench(args: &Args) -> Result<()> {
         stats_ms: stats.ms,
     };
     if args.json {
-        print_json(&report);
-    } else {
-        println!("model        {} on {} ({})", report.model, report.adapter, report.backend);
-        println!("load         parse {:.1} ms, upload {:.1} ms ({} tensors)", report.parse_ms, report.upload_ms, report.tensors);
-        println!("GPU memory   {} bytes of weights (file: {} bytes of tensor data)", report.gpu_weight_bytes, report.file_tensor_bytes);
-        println!("stats        {} in {:.1} ms (dequantise + histogram + channel max)", report.largest_tensor, report.stats_ms);
+        return Ok(json(&report));
     }
-    Ok(())
+    Ok(format!(
+        "model        {} on {} ({})\n\
+         load         parse {:.1} ms, upload {:.1} ms ({} tensors)\n\
+         GPU memory   {} bytes of weights (file: {} bytes of tensor data)\n\
+         stats        {} in {:.1} ms (dequantise + histogram + channel max)\n",
+        report.model,
+        report.adapter,
+        report.backend,
+        report.parse_ms,
+        report.upload_ms,
+        report.tensors,
+        report.gpu_weight_bytes,
+        report.file_tensor_bytes,
+        report.largest_tensor,
+        report.stats_ms
+    ))
 }

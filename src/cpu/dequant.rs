@@ -27,7 +27,10 @@ pub fn dequantize(dtype: DType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
         }
     };
     let expected = dtype.bytes_for(n as u64).ok_or_else(|| {
-        Error::Invalid(format!("{n} elements are not a whole number of {dtype} blocks ({} each)", dtype.block_size()))
+        Error::Invalid(format!(
+            "{n} elements are not a whole number of {dtype} blocks ({} each)",
+            dtype.block_size()
+        ))
     })?;
     if bytes.len() as u64 != expected {
         return Err(Error::Invalid(format!(

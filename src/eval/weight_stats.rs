@@ -10,6 +10,7 @@ use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::dequant;
 use crate::kernels::stats::{self, Matrix, MAX_BINS};
 use serde::Serialize;
+use std::ops::Range;
 
 /// Bins of the histogram the quantiles are read from.
 pub const FINE_BINS: u32 = MAX_BINS;
@@ -89,15 +90,41 @@ pub async fn tensor_stats(gpu: &Gpu, t: &GpuTensor, bins: u32, top_k: usize) -> 
         return Err(Error::DeviceLimit(format!("statistics of {}: {} elements", t.name, t.n_elements())));
     }
     let chunks = dequant::chunks(gpu, t)?;
-    let cols = t.cols();
-    let fine = stats::histogram_counts(gpu, FINE_BINS)?;
-    let coarse = (FINE_BINS % bins != 0).then(|| stats::histogram_counts(gpu, bins)).transpose()?;
+    let (rows, kept) = reduce_rows(gpu, t, &chunks).await?;
+    let (lo, hi, mean) = extremes(&rows, t.n_elements());
 
+    let fine = stats::histogram_counts(gpu, FINE_BINS)?;
+    let coarse = (!FINE_BINS.is_multiple_of(bins)).then(|| stats::histogram_counts(gpu, bins)).transpose()?;
+    let mut histograms = vec![(&fine, FINE_BINS)];
+    histograms.extend(coarse.as_ref().map(|c| (c, bins)));
+    let moments = moments_and_histograms(gpu, t, &chunks, kept, (mean as f32, lo, hi), &histograms).await?;
+
+    let fine = read_counts(gpu, &fine, FINE_BINS).await?;
+    let histogram = match &coarse {
+        Some(coarse) => read_counts(gpu, coarse, bins).await?,
+        None => rebin(&fine, bins),
+    };
+    let report = summarise(Reductions { rows, moments, fine, histogram }, t.cols(), top_k);
+    Ok(WeightStats {
+        name: t.name.clone(),
+        shape: t.shape.clone(),
+        dtype: t.dtype.to_string(),
+        ms: now_ms() - start,
+        ..report
+    })
+}
+
+/// Pass 1: per-row [min, max, max|x|, Σx]. Keeps the decoded values when they are one chunk.
+async fn reduce_rows(
+    gpu: &Gpu,
+    t: &GpuTensor,
+    chunks: &[Range<u64>],
+) -> Result<(Vec<[f32; 4]>, Option<wgpu::Buffer>)> {
     let mut rows = Vec::with_capacity(t.rows() as usize);
     let mut kept = None;
-    for range in &chunks {
+    for range in chunks {
         let values = dequant::dequantize(gpu, t, range.clone()).await?;
-        let m = Matrix { values: &values, rows: range.end - range.start, cols };
+        let m = Matrix { values: &values, rows: range.end - range.start, cols: t.cols() };
         let mut encoder = gpu.encoder();
         let out = stats::row_reduce(gpu, &mut encoder, m).await?;
         gpu.queue.submit([encoder.finish()]);
@@ -106,38 +133,35 @@ pub async fn tensor_stats(gpu: &Gpu, t: &GpuTensor, bins: u32, top_k: usize) -> 
             kept = Some(values);
         }
     }
-    let (lo, hi, mean) = extremes(&rows, t.n_elements());
+    Ok((rows, kept))
+}
 
-    let mut moments = Vec::with_capacity(rows.len());
-    for range in &chunks {
+/// Pass 2: per-row [Σ(x−mean)², Σ(x−mean)⁴], and every (counts, bins) histogram over [lo, hi]
+/// accumulated on the GPU.
+async fn moments_and_histograms(
+    gpu: &Gpu,
+    t: &GpuTensor,
+    chunks: &[Range<u64>],
+    mut kept: Option<wgpu::Buffer>,
+    (mean, lo, hi): (f32, f32, f32),
+    histograms: &[(&wgpu::Buffer, u32)],
+) -> Result<Vec<[f32; 2]>> {
+    let mut moments = Vec::with_capacity(t.rows() as usize);
+    for range in chunks {
         let values = match kept.take() {
             Some(v) => v,
             None => dequant::dequantize(gpu, t, range.clone()).await?,
         };
-        let m = Matrix { values: &values, rows: range.end - range.start, cols };
+        let m = Matrix { values: &values, rows: range.end - range.start, cols: t.cols() };
         let mut encoder = gpu.encoder();
-        let out = stats::row_moments(gpu, &mut encoder, m, mean as f32).await?;
-        stats::histogram(gpu, &mut encoder, m, (lo, hi), &fine, FINE_BINS).await?;
-        if let Some(coarse) = &coarse {
-            stats::histogram(gpu, &mut encoder, m, (lo, hi), coarse, bins).await?;
+        let out = stats::row_moments(gpu, &mut encoder, m, mean).await?;
+        for &(counts, bins) in histograms {
+            stats::histogram(gpu, &mut encoder, m, (lo, hi), counts, bins).await?;
         }
         gpu.queue.submit([encoder.finish()]);
         moments.extend(stats::read_rows(gpu, &out, m.rows).await?.into_iter().map(|r| [r[0], r[1]]));
     }
-
-    let fine = read_counts(gpu, &fine, FINE_BINS).await?;
-    let histogram = match &coarse {
-        Some(coarse) => read_counts(gpu, coarse, bins).await?,
-        None => rebin(&fine, bins),
-    };
-    let report = summarise(Reductions { rows, moments, fine, histogram }, cols, top_k);
-    Ok(WeightStats {
-        name: t.name.clone(),
-        shape: t.shape.clone(),
-        dtype: t.dtype.to_string(),
-        ms: now_ms() - start,
-        ..report
-    })
+    Ok(moments)
 }
 
 async fn read_counts(gpu: &Gpu, buffer: &wgpu::Buffer, bins: u32) -> Result<Vec<u64>> {
@@ -156,7 +180,7 @@ pub fn cpu_tensor_stats(values: &[f32], rows: usize, cols: usize, bins: u32, top
     let (lo, hi, mean) = extremes(&row_stats, values.len() as u64);
     let moments = cpu::stats::row_moments(values, rows, cols, mean as f32);
     let fine = cpu::stats::histogram(values, FINE_BINS, lo, hi);
-    let histogram = if FINE_BINS % bins == 0 {
+    let histogram = if FINE_BINS.is_multiple_of(bins) {
         rebin(&fine, bins)
     } else {
         cpu::stats::histogram(values, bins, lo, hi)
@@ -207,8 +231,11 @@ fn summarise(r: Reductions, cols: u64, top_k: usize) -> WeightStats {
     let mut order: Vec<usize> = (0..channel_max_abs.len()).collect();
     // Stable: equal maxima keep channel order.
     order.sort_by(|&a, &b| channel_max_abs[b].total_cmp(&channel_max_abs[a]));
-    let top_channels =
-        order.iter().take(top_k).map(|&c| Channel { channel: c as u64, max_abs: channel_max_abs[c] }).collect();
+    let top_channels = order
+        .iter()
+        .take(top_k)
+        .map(|&c| Channel { channel: c as u64, max_abs: channel_max_abs[c] })
+        .collect();
 
     WeightStats {
         name: String::new(),

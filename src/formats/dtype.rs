@@ -33,8 +33,8 @@ use DType::*;
 impl DType {
     /// All types this build knows, in ggml id order of appearance.
     pub const ALL: [DType; 20] = [
-        F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, I8, I16,
-        I32, I64, F64,
+        F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, I8, I16, I32,
+        I64, F64,
     ];
 
     /// The ggml_type number stored in GGUF tensor infos.
@@ -100,7 +100,7 @@ impl DType {
 
     /// Bytes needed for `n` elements; None when `n` is not a whole number of blocks or overflows.
     pub fn bytes_for(self, n: u64) -> Option<u64> {
-        if n % self.block_size() != 0 {
+        if !n.is_multiple_of(self.block_size()) {
             return None;
         }
         (n / self.block_size()).checked_mul(self.block_bytes())

@@ -124,7 +124,8 @@ pub async fn open_model<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
 
 /// Read all of a tensor's stored bytes.
 pub async fn read_tensor_bytes<S: ByteSource>(sources: &[S], t: &TensorInfo) -> Result<Vec<u8>> {
-    let len = usize::try_from(t.n_bytes)
-        .map_err(|_| Error::Invalid(format!("tensor {} is too large to read ({} bytes)", t.name, t.n_bytes)))?;
+    let len = usize::try_from(t.n_bytes).map_err(|_| {
+        Error::Invalid(format!("tensor {} is too large to read ({} bytes)", t.name, t.n_bytes))
+    })?;
     sources[t.file].read(t.offset, len).await
 }

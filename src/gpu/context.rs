@@ -117,11 +117,11 @@ fn instance() -> wgpu::Instance {
 fn wanted_limits(adapter: &wgpu::Limits, options: &GpuOptions) -> wgpu::Limits {
     let cap = |v: u64, c: Option<u64>| c.map_or(v, |c| v.min(c));
     let max_buffer_size = cap(adapter.max_buffer_size, options.max_buffer_size);
-    let binding = cap(adapter.max_storage_buffer_binding_size as u64, options.max_storage_buffer_binding_size)
+    let binding = cap(adapter.max_storage_buffer_binding_size, options.max_storage_buffer_binding_size)
         .min(max_buffer_size);
     wgpu::Limits {
         max_buffer_size,
-        max_storage_buffer_binding_size: binding as _,
+        max_storage_buffer_binding_size: binding,
         max_storage_buffers_per_shader_stage: adapter.max_storage_buffers_per_shader_stage.min(10),
         max_compute_workgroup_storage_size: adapter.max_compute_workgroup_storage_size,
         max_compute_invocations_per_workgroup: adapter.max_compute_invocations_per_workgroup,
@@ -140,7 +140,7 @@ fn describe(adapter: &wgpu::AdapterInfo, device: &wgpu::Device) -> GpuInfo {
         device_type: format!("{:?}", adapter.device_type),
         features,
         limits: GrantedLimits {
-            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
             max_buffer_size: l.max_buffer_size,
             max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
             max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,

@@ -101,7 +101,10 @@ impl Gpu {
                 count: None,
             })
             .collect();
-        self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
+        self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        })
     }
 
     /// Record one dispatch of `kernel` over `workgroups` with `resources` bound in order.

@@ -59,7 +59,13 @@ impl GpuTensor {
 
 /// Split `n_rows` rows into consecutive ranges of at most `budget` bytes each, at `bytes_per_row`
 /// (plus `slack` bytes for window alignment). A single row over budget cannot be processed.
-pub fn row_chunks(what: &str, n_rows: u64, bytes_per_row: u64, slack: u64, budget: u64) -> Result<Vec<Range<u64>>> {
+pub fn row_chunks(
+    what: &str,
+    n_rows: u64,
+    bytes_per_row: u64,
+    slack: u64,
+    budget: u64,
+) -> Result<Vec<Range<u64>>> {
     if bytes_per_row + slack > budget {
         return Err(Error::DeviceLimit(format!(
             "{what}: one row needs {} bytes but this GPU binds at most {budget} bytes at a time",

@@ -77,7 +77,11 @@ async fn row_pass(
 }
 
 /// Per row [min, max, max|x|, Σx]: a (rows, 4) f32 buffer once the encoder is submitted.
-pub async fn row_reduce(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, m: Matrix<'_>) -> Result<wgpu::Buffer> {
+pub async fn row_reduce(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    m: Matrix<'_>,
+) -> Result<wgpu::Buffer> {
     row_pass(gpu, encoder, "row_reduce", m, m.params()?).await
 }
 

@@ -93,7 +93,11 @@ impl LoadedModel {
 }
 
 /// Parse the model's header and upload all its tensors. The files are only read.
-pub async fn load<S: ByteSource>(gpu: &Gpu, sources: &[S], progress: &mut impl Progress) -> Result<LoadedModel> {
+pub async fn load<S: ByteSource>(
+    gpu: &Gpu,
+    sources: &[S],
+    progress: &mut impl Progress,
+) -> Result<LoadedModel> {
     let start = now_ms();
     progress.report("parse", 0, 1);
     let header = formats::open_model(sources).await?;
@@ -116,7 +120,11 @@ pub async fn load<S: ByteSource>(gpu: &Gpu, sources: &[S], progress: &mut impl P
     }
     gpu.finish().await?;
     let uploaded = now_ms();
-    Ok(LoadedModel { header, tensors, timings: LoadTimings { parse_ms: parsed - start, upload_ms: uploaded - parsed } })
+    Ok(LoadedModel {
+        header,
+        tensors,
+        timings: LoadTimings { parse_ms: parsed - start, upload_ms: uploaded - parsed },
+    })
 }
 
 /// Every kernel processes whole rows within one storage binding: refuse tensors whose single row (packed,
