@@ -28,7 +28,7 @@ const ROW_WG: u32 = 32u;
 const MAX_BINS: u32 = 2048u;
 // Elements each histogram workgroup bins, so that flushing its 2048 local counts stays cheap.
 const HISTOGRAM_SPAN: u32 = WG * 64u;
-const LOWEST: f32 = -3.40282347e38;
+const LOWEST: f32 = -3.4028234663852886e38;
 
 var<workgroup> partial: array<vec4<f32>, ROW_WG>;
 // Workgroup memory starts zeroed (WGSL guarantees it), so the counts need no clearing pass.

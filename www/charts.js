@@ -20,8 +20,9 @@ export function axes(xLabel, yLabel, y = {}) {
 }
 
 /**
- * Draws a chart into `el` (described in words by `description`), replacing the one there before, sized to el's width. uPlot cannot change a scale's
- * distribution in place, so toggles such as "log count" rebuild the chart through this too.
+ * Draws a chart into `el` (described in words by `description`), replacing the one there before, sized to
+ * el's width. uPlot cannot change a scale's distribution in place, so toggles such as "log count" rebuild
+ * the chart through this too.
  */
 export function mountChart(el, description, opts, data, height = 260) {
   el._chart?.destroy();

@@ -22,6 +22,13 @@ export function count(n) {
   return `${(n / div).toFixed(1)}${unit}`;
 }
 
+const COMPACT = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+
+/** 2500000 → "2.5M": short enough for axis tick labels. */
+export function compact(n) {
+  return COMPACT.format(n);
+}
+
 export function integer(n) {
   return n == null ? '—' : Number(n).toLocaleString('en-US');
 }

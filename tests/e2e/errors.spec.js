@@ -1,5 +1,5 @@
 // Bad files give a clear message that names the file, and the page stays usable afterwards.
-import { test, expect, waitForModel, statValue, SCREENSHOTS } from './fixtures.js';
+import { test, expect, waitForModel, waitForStats, statValue, SCREENSHOTS } from './fixtures.js';
 
 function brokenGguf() {
   const buf = Buffer.alloc(100);
@@ -57,7 +57,9 @@ test('bad files show an error naming the file, then the default model still load
     await page.locator('#file-input').setInputFiles(brokenGguf());
     await expect(banner).toContainText('broken.gguf');
     await expect(page.locator('#tensor-table tbody tr')).toHaveCount(272);
+    await page.locator('#error-banner .error-close').click();
     await page.locator('#tensor-table tr[data-name="blk.1.ffn_down.weight"]').click();
+    await waitForStats(page, 'blk.1.ffn_down.weight');
     await expect(page.locator('.stats-table [data-stat="n"]')).toHaveAttribute('data-value', String(576 * 1536));
     expect(Number.isFinite(await statValue(page, 'std'))).toBe(true);
   });

@@ -35,6 +35,19 @@ export async function waitForModel(page) {
   return Number(await page.locator('#model-status').getAttribute('data-load-ms'));
 }
 
+/**
+ * Waits until the Weights view shows statistics for `name`, failing at once with the page's message if an
+ * error banner appears instead (a GPU kernel failure, say) rather than after the whole timeout.
+ */
+export async function waitForStats(page, name) {
+  const shown = page.locator(`.stats-table[data-name="${name}"]`);
+  const banner = page.locator('#error-banner');
+  await Promise.race([shown.waitFor().catch(() => {}), banner.waitFor().catch(() => {})]);
+  if (await banner.isVisible()) {
+    throw new Error(`the page shows an error: ${await banner.locator('.error-text').textContent()}`);
+  }
+}
+
 /** Counts the pixels of a canvas inside `selector` that are close to the given colour. */
 export function countPixels(page, selector, [r, g, b], tolerance = 40) {
   return page.locator(`${selector} canvas`).evaluate((canvas, [r, g, b, tol]) => {
@@ -53,4 +66,17 @@ export async function statValue(page, key) {
   return Number(await page.locator(`.stats-table [data-stat="${key}"]`).getAttribute('data-value'));
 }
 
+/** The no-WebGPU panel is shown with `reason` in it, and nothing else is offered. */
+export async function expectExplanation(page, reason) {
+  const panel = page.locator('#no-webgpu');
+  await expect(panel).toBeVisible();
+  await expect(panel).toContainText('WebGPU');
+  await expect(panel).toContainText('Nothing was uploaded anywhere');
+  await expect(panel.locator('.reason')).toContainText(reason);
+  await expect(page.locator('#loader')).toBeHidden();
+  await expect(page.locator('#gpu-badge')).toHaveText('no WebGPU');
+  await expect(page.locator('#error-banner')).toBeHidden();
+}
+
 export { expect };
+

@@ -1,6 +1,7 @@
 // The default model loads over WebGPU, the Model view describes it, and the Weights view shows a real
 // histogram computed on the GPU. The tests share one page so the 98 MB model is loaded once.
-import { test, expect, watchConsole, expectNoConsoleErrors, waitForModel, countPixels, statValue, SCREENSHOTS }
+import { test, expect, watchConsole, expectNoConsoleErrors, waitForModel, waitForStats, countPixels, statValue,
+  SCREENSHOTS }
   from './fixtures.js';
 
 test.describe.configure({ mode: 'serial' });
@@ -58,6 +59,7 @@ test('choosing blk.0.attn_q.weight shows its histogram, statistics and channel o
   await page.keyboard.press('Enter');
   await expect(page.locator('.tab[data-view="weights"]')).toHaveAttribute('aria-current', 'page');
   await expect(page.locator('.tensor-title h2')).toHaveText(name);
+  await waitForStats(page, name);
   await expect(page.locator('.stats-table [data-stat="n"]')).toHaveAttribute('data-value', String(576 * 576));
 
   for (const key of ['min', 'max', 'mean', 'std', 'kurtosis']) {
@@ -92,4 +94,7 @@ test('choosing blk.0.attn_q.weight shows its histogram, statistics and channel o
   expect(channels).toBe(576);
 
   await page.screenshot({ path: `${SCREENSHOTS}/weights-1280.png`, fullPage: true });
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await page.screenshot({ path: `${SCREENSHOTS}/weights-tablet.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 720 });
 });

@@ -3,7 +3,7 @@
 import * as fmt from '../format.js';
 
 const FACTS = [
-  ['architecture', 'Architecture', (v, s) => [s.family, v].filter(Boolean).join(' · ') || '—'],
+  ['architecture', 'Architecture', (v, s) => [...new Set([s.family, v].filter(Boolean))].join(' · ') || '—'],
   ['n_layers', 'Layers', fmt.integer],
   ['d_model', 'Hidden size (d_model)', fmt.integer],
   ['n_heads', 'Attention heads', fmt.integer],
@@ -39,7 +39,8 @@ export function createModelView(root, { openTensor }) {
       <section class="card">
         <h2>Storage by dtype</h2>
         <table class="dtype-table">
-          <thead><tr><th>Dtype</th><th class="num">Parameters</th><th class="num">Bytes</th><th>Share of bytes</th></tr></thead>
+          <thead><tr><th>Dtype</th><th class="num">Parameters</th><th class="num">Bytes</th>
+            <th>Share of bytes</th></tr></thead>
           <tbody></tbody>
         </table>
         <h2>GPU</h2>
@@ -96,15 +97,16 @@ export function createModelView(root, { openTensor }) {
       ['Max buffer', fmt.bytes(l.max_buffer_size)],
       ['Invocations / workgroup', fmt.integer(l.max_compute_invocations_per_workgroup)],
       ['Workgroup memory', fmt.bytes(l.max_compute_workgroup_storage_size)],
+      ['f16 shaders', gpu.features.some((f) => /f16/i.test(f)) ? 'yes' : 'no (f32 path)'],
     ];
     if (model) {
       rows.push(['Model on GPU', fmt.bytes(model.gpu_bytes)]);
       rows.push(['Parse · upload', `${fmt.ms(model.timings.parse_ms)} · ${fmt.ms(model.timings.upload_ms)}`]);
     }
     q('.gpu-facts').innerHTML = rows.map(([k, v]) => `<div><dt>${k}</dt><dd>${fmt.esc(v)}</dd></div>`).join('');
-    const f16 = gpu.features.some((f) => /f16/i.test(f)) ? 'with shader-f16' : 'no shader-f16';
-    q('.gpu-features summary').textContent = `${gpu.features.length} optional features enabled (${f16})`;
-    q('.gpu-features p').textContent = gpu.features.join(', ') || 'none';
+    q('.gpu-features').hidden = !gpu.features.length;
+    q('.gpu-features summary').textContent = `${gpu.features.length} optional features enabled`;
+    q('.gpu-features p').textContent = gpu.features.join(', ');
   }
 
   function renderTable() {

@@ -11,7 +11,7 @@ const STATS = [
   ['max', 'Max', fmt.num],
   ['mean', 'Mean', fmt.num],
   ['std', 'Std dev', fmt.num],
-  ['kurtosis', 'Kurtosis', fmt.num],
+  ['kurtosis', 'Excess kurtosis', fmt.num],
 ];
 
 export function createWeightsView(root, { call, showError }) {
@@ -24,10 +24,11 @@ export function createWeightsView(root, { call, showError }) {
             placeholder="Type to search, e.g. blk.0.attn_q.weight" />
         </label>
         <datalist id="tensor-names"></datalist>
-        <button type="button" class="step" data-step="-1" aria-label="Previous tensor" title="Previous tensor">←</button>
-        <button type="button" class="step" data-step="1" aria-label="Next tensor" title="Next tensor">→</button>
+        <button type="button" class="step" data-step="-1" aria-label="Previous tensor" title="Previous">←</button>
+        <button type="button" class="step" data-step="1" aria-label="Next tensor" title="Next">→</button>
         <label class="field">Bins
-          <select class="bins">${BINS.map((b) => `<option ${b === 128 ? 'selected' : ''}>${b}</option>`).join('')}</select>
+          <select class="bins">${BINS.map((b) => `<option ${b === 128 ? 'selected' : ''}>${b}</option>`).join('')}
+          </select>
         </label>
         <label class="field">Top channels
           <select class="topk">${TOP_K.map((k) => `<option>${k}</option>`).join('')}</select>
@@ -35,7 +36,8 @@ export function createWeightsView(root, { call, showError }) {
         <label class="check"><input type="checkbox" class="log" /> log count</label>
       </div>
       <div class="tensor-title">
-        <h2 class="mono"></h2><span class="tensor-meta muted"></span><span class="compute-state muted" aria-live="polite"></span>
+        <h2 class="mono"></h2><span class="tensor-meta muted"></span>
+        <span class="compute-state muted" aria-live="polite"></span>
       </div>
       <div class="weights-grid">
         <section class="card">
@@ -47,19 +49,22 @@ export function createWeightsView(root, { call, showError }) {
         <section class="card stats">
           <h3>Statistics</h3>
           <table class="stats-table"><tbody></tbody></table>
+          <p class="explain">Excess kurtosis is 0 for a Gaussian; large values mean heavy tails, i.e. outliers.</p>
           <h3>Quantiles</h3>
           <table class="quantile-table"><tbody></tbody></table>
         </section>
-        <section class="card wide">
+        <section class="card">
           <h3>Largest |w| in each output channel</h3>
-          <p class="explain">One point per output channel (row). Channels far above the median set the scale of
-            any per-tensor quantiser and lose the most precision; the top ones are marked in red.</p>
+          <p class="explain">One point per output channel (row). A channel far above the median stretches a
+            per-tensor quantiser's scale and costs every other channel precision; the top ones are marked in red.</p>
+          <p class="single-row muted" hidden>This tensor is one row (a vector): there are no channels to compare.</p>
           <div class="chart channel-chart"></div>
         </section>
         <section class="card">
           <h3>Top channels by max |w|</h3>
           <table class="top-table">
-            <thead><tr><th class="num">Channel</th><th class="num">max |w|</th><th class="num">× median</th></tr></thead>
+            <thead><tr><th class="num">Channel</th><th class="num">max |w|</th>
+              <th class="num">× median</th></tr></thead>
             <tbody></tbody>
           </table>
         </section>
@@ -126,6 +131,7 @@ export function createWeightsView(root, { call, showError }) {
   function render() {
     const s = stats;
     q('.compute-state').textContent = `computed in ${fmt.ms(s.ms)}`;
+    q('.stats-table').dataset.name = s.name;
     q('.stats-table tbody').innerHTML = STATS.map(([key, label, f]) =>
       `<tr data-stat="${key}" data-value="${s[key]}"><th>${label}</th><td class="num">${f(s[key])}</td></tr>`).join('');
     q('.quantile-table tbody').innerHTML = s.quantiles.map(({ p, value }) =>
@@ -149,19 +155,28 @@ export function createWeightsView(root, { call, showError }) {
     const yTitle = log ? 'count (elements, log scale)' : 'count (elements)';
     mountChart(q('.hist-chart'), `Histogram of ${stats.name}: ${counts.length} bins from ${fmt.num(lo)} to ` +
       `${fmt.num(hi)}, ${yTitle}`, {
-      scales: { x: { time: false, range: [lo, hi] }, y: log ? { distr: 3 } : { range: (u, min, max) => [0, max * 1.05] } },
-      axes: axes('weight value (dequantised)', yTitle),
+      scales: {
+        x: { time: false, range: [lo, hi] },
+        y: log ? { distr: 3 } : { range: (u, min, max) => [0, max * 1.05] },
+      },
+      axes: axes('weight value (dequantised)', yTitle, {
+        values: (u, ticks) => ticks.map((v) => (v == null ? null : fmt.compact(v))), // null: unlabelled log tick
+      }),
       series: [
         { label: 'value', value: (u, v) => fmt.num(v) },
         { label: 'count', fill: COLORS.bars, stroke: COLORS.bars, paths: barsPath(), points: { show: false },
           value: (u, v) => fmt.integer(v) },
       ],
       legend: { live: true },
-    }, [x, y], 300);
+    }, [x, y], 360);
   }
 
   function drawChannels(med) {
     const values = Array.from(stats.channel_max_abs);
+    const single = values.length < 2;
+    q('.single-row').hidden = !single;
+    q('.channel-chart').hidden = single;
+    if (single) return;
     const top = new Map(stats.top_channels.map((c) => [c.channel, c.max_abs]));
     const x = values.map((_, i) => i);
     const marked = stats.top_channels.map((c) => c.channel).join(', ');
@@ -191,7 +206,8 @@ export function createWeightsView(root, { call, showError }) {
     const text = e.target.value.trim();
     const matches = tensors.filter((t) => t.name.includes(text));
     const hit = tensors.find((t) => t.name === text) ?? (matches.length === 1 ? matches[0] : null);
-    e.target.setCustomValidity(hit || !text ? '' : `${matches.length} tensors match “${text}”: pick one from the list.`);
+    const problem = `${matches.length} tensors match “${text}”: pick one from the list.`;
+    e.target.setCustomValidity(hit || !text ? '' : problem);
     e.target.reportValidity();
     if (hit && hit.name !== want?.name) select(hit.name);
   });
