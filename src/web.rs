@@ -3,12 +3,16 @@
 //! is the human-readable problem.
 
 use crate::error::{Error, Result};
+use crate::eval::perplexity::{perplexity, Convention};
 use crate::eval::weight_stats::tensor_stats;
 use crate::formats::ByteSource;
 use crate::gpu::{Gpu, GpuOptions};
-use crate::model::{self, LoadedModel};
-use serde::Serialize;
-use std::cell::RefCell;
+use crate::model::generate::generate;
+use crate::model::runner::Runner;
+use crate::model::sampler::{Sampler, SamplingSettings};
+use crate::model::{self, LoadedModel, Progress};
+use serde::{Deserialize, Serialize};
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -54,6 +58,41 @@ fn js_err(e: Error) -> JsError {
 pub struct Squeeze {
     gpu: Rc<Gpu>,
     model: RefCell<Option<Rc<LoadedModel>>>,
+    /// Set by `stop()`; long operations check it between tokens or chunks.
+    stop: Rc<Cell<bool>>,
+}
+
+/// Reports progress to a JS callback and sees the page's stop request.
+struct JsProgress<'a> {
+    callback: &'a js_sys::Function,
+    stop: Rc<Cell<bool>>,
+}
+
+impl Progress for JsProgress<'_> {
+    fn report(&mut self, phase: &str, done: u64, total: u64) {
+        let _ =
+            self.callback.call3(&JsValue::NULL, &phase.into(), &(done as f64).into(), &(total as f64).into());
+    }
+    fn cancelled(&self) -> bool {
+        self.stop.get()
+    }
+}
+
+/// Generation options from the page; absent fields take the defaults.
+#[derive(Deserialize)]
+#[serde(default)]
+struct GenerateOptions {
+    chat: bool,
+    max_tokens: usize,
+    greedy: bool,
+    #[serde(flatten)]
+    sampling: SamplingSettings,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions { chat: true, max_tokens: 128, greedy: false, sampling: SamplingSettings::default() }
+    }
 }
 
 #[wasm_bindgen]
@@ -61,7 +100,7 @@ impl Squeeze {
     /// Open the WebGPU device. Fails with an explanation when the browser offers no adapter.
     pub async fn create() -> std::result::Result<Squeeze, JsError> {
         let gpu = Gpu::new(GpuOptions::default()).await.map_err(js_err)?;
-        Ok(Squeeze { gpu: Rc::new(gpu), model: RefCell::new(None) })
+        Ok(Squeeze { gpu: Rc::new(gpu), model: RefCell::new(None), stop: Rc::new(Cell::new(false)) })
     }
 
     pub fn gpu_info(&self) -> std::result::Result<JsValue, JsError> {
@@ -106,10 +145,98 @@ impl Squeeze {
         bins: u32,
         top_k: u32,
     ) -> std::result::Result<JsValue, JsError> {
-        let model = self.model.borrow().clone().ok_or_else(|| JsError::new("no model is loaded"))?;
+        let model = self.loaded()?;
         let tensor = model.tensor(&name).map_err(js_err)?;
         let stats = tensor_stats(&self.gpu, tensor, bins, top_k as usize).await.map_err(js_err)?;
         to_js(&stats)
+    }
+
+    fn loaded(&self) -> std::result::Result<Rc<LoadedModel>, JsError> {
+        self.model.borrow().clone().ok_or_else(|| JsError::new("no model is loaded"))
+    }
+
+    /// Token ids of `text` (BOS only when the model adds one).
+    pub fn tokenize(&self, text: String, parse_special: bool) -> std::result::Result<Vec<u32>, JsError> {
+        let model = self.loaded()?;
+        let tokenizer = model::tokenizer(&model.header).map_err(js_err)?;
+        Ok(tokenizer.encode(&text, tokenizer.adds_bos(), parse_special))
+    }
+
+    /// Generate a continuation of `prompt` (wrapped in the model's chat template when `options.chat`),
+    /// calling `on_text(piece, tokens, ms)` as text arrives. `stop()` ends it early.
+    pub async fn generate(
+        &self,
+        prompt: String,
+        options: JsValue,
+        on_text: js_sys::Function,
+    ) -> std::result::Result<JsValue, JsError> {
+        let options: GenerateOptions = if options.is_undefined() || options.is_null() {
+            GenerateOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| JsError::new(&format!("generate options: {e}")))?
+        };
+        let model = self.loaded()?;
+        let tokenizer = model::tokenizer(&model.header).map_err(js_err)?;
+        let text = if options.chat {
+            tokenizer.apply_chat_template(&[("user".to_string(), prompt)], true).map_err(js_err)?
+        } else {
+            prompt
+        };
+        let ids = tokenizer.encode(&text, tokenizer.adds_bos(), true);
+        let mut runner =
+            Runner::new(&self.gpu, &model, ids.len() + options.max_tokens + 1, 256).map_err(js_err)?;
+        let settings = if options.greedy { SamplingSettings::greedy() } else { options.sampling };
+        self.stop.set(false);
+        let noop = js_sys::Function::new_no_args("");
+        let mut progress = JsProgress { callback: &noop, stop: self.stop.clone() };
+        let mut stream = |piece: &str, tokens: usize, ms: f64| {
+            let _ = on_text.call3(&JsValue::NULL, &piece.into(), &(tokens as f64).into(), &ms.into());
+        };
+        let mut sampler = Sampler::new(settings);
+        let g = generate(
+            &mut runner,
+            &tokenizer,
+            &ids,
+            options.max_tokens,
+            &mut sampler,
+            &mut progress,
+            &mut stream,
+        )
+        .await
+        .map_err(js_err)?;
+        to_js(&g)
+    }
+
+    /// Perplexity of `text` at context `ctx` over at most `max_chunks` chunks (0 = all), in llama.cpp's
+    /// convention or with every token scored; `on_progress("perplexity", done, total)` per chunk.
+    pub async fn perplexity(
+        &self,
+        text: String,
+        ctx: u32,
+        max_chunks: u32,
+        all_tokens: bool,
+        on_progress: js_sys::Function,
+    ) -> std::result::Result<JsValue, JsError> {
+        let model = self.loaded()?;
+        let tokenizer = model::tokenizer(&model.header).map_err(js_err)?;
+        let tokens = tokenizer.encode(&text, tokenizer.adds_bos(), false);
+        let bos = tokenizer.adds_bos().then(|| tokenizer.bos());
+        let ctx = ctx as usize;
+        let mut runner = Runner::new(&self.gpu, &model, ctx, ctx).map_err(js_err)?;
+        self.stop.set(false);
+        let mut progress = JsProgress { callback: &on_progress, stop: self.stop.clone() };
+        let chunks = (max_chunks > 0).then_some(max_chunks as usize);
+        let convention = if all_tokens { Convention::AllTokens } else { Convention::LlamaCpp };
+        let p = perplexity(&mut runner, &tokens, ctx, chunks, bos, convention, &mut progress)
+            .await
+            .map_err(js_err)?;
+        to_js(&p)
+    }
+
+    /// Ask a running generation or perplexity to stop after the current token or chunk.
+    pub fn stop(&self) {
+        self.stop.set(true);
     }
 
     /// Free the loaded model's GPU memory.

@@ -1,4 +1,12 @@
 //! Plain CPU twins of every GPU kernel: the definitions the kernels are tested against.
 
+pub mod attention;
 pub mod dequant;
+pub mod elementwise;
+pub mod embed;
+pub mod llama;
+pub mod logits;
+pub mod matmul;
+pub mod norm;
+pub mod rope;
 pub mod stats;

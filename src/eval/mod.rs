@@ -1,5 +1,7 @@
-//! Weight and activation statistics, and (later) accuracy metrics.
+//! Measuring models: weight statistics, perplexity, and agreement with a base model.
 
+pub mod kld;
+pub mod perplexity;
 pub mod weight_stats;
 
 /// Milliseconds since an arbitrary origin, for timing: `Instant` natively, `Date.now()` in the

@@ -1,6 +1,7 @@
 //! Compiled compute kernels. A kernel is one entry point of one `shaders/<name>.wgsl` file, specialised
-//! by constants prepended to the source (`const FORMAT: u32 = 3u;`), with an explicit bind group layout
-//! so bindings an entry point does not touch never break bind-group creation.
+//! by constants prepended to the source (`const FORMAT: u32 = 3u;`) and preceded by the shared WGSL
+//! libraries it includes (`shaders/blocks.wgsl`), with an explicit bind group layout so bindings an
+//! entry point does not touch never break bind-group creation.
 
 use super::Gpu;
 use crate::error::{Error, Result};
@@ -33,11 +34,22 @@ pub struct Kernel {
 #[derive(Default)]
 pub(crate) struct KernelCache(Mutex<HashMap<KernelSpec, Arc<Kernel>>>);
 
-/// The WGSL source of `shaders/<name>.wgsl`, compiled into the binary.
-fn shader_source(name: &str) -> Option<&'static str> {
+/// The shared block decoders (`shaders/blocks.wgsl`), prepended to every shader that reads weights as
+/// stored; it needs the FORMAT, BLOCK_SIZE and BLOCK_BYTES constants and a `packed` binding.
+const BLOCKS: &str = include_str!("../../shaders/blocks.wgsl");
+
+/// The WGSL of `shaders/<name>.wgsl`, compiled into the binary, after the libraries it includes.
+fn shader_source(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
-        "dequant" => include_str!("../../shaders/dequant.wgsl"),
-        "stats" => include_str!("../../shaders/stats.wgsl"),
+        "dequant" => &[BLOCKS, include_str!("../../shaders/dequant.wgsl")],
+        "stats" => &[include_str!("../../shaders/stats.wgsl")],
+        "matmul" => &[BLOCKS, include_str!("../../shaders/matmul.wgsl")],
+        "embed" => &[BLOCKS, include_str!("../../shaders/embed.wgsl")],
+        "norm" => &[include_str!("../../shaders/norm.wgsl")],
+        "rope" => &[include_str!("../../shaders/rope.wgsl")],
+        "attention" => &[include_str!("../../shaders/attention.wgsl")],
+        "elementwise" => &[include_str!("../../shaders/elementwise.wgsl")],
+        "logits" => &[include_str!("../../shaders/logits.wgsl")],
         _ => return None,
     })
 }
@@ -48,11 +60,13 @@ impl Gpu {
         if let Some(k) = self.kernels.0.lock().unwrap().get(&spec) {
             return Ok(k.clone());
         }
-        let body = shader_source(spec.shader)
+        let parts = shader_source(spec.shader)
             .ok_or_else(|| Error::Gpu(format!("no shader named '{}'", spec.shader)))?;
         let mut source: String =
             spec.constants.iter().map(|(name, value)| format!("const {name}: u32 = {value}u;\n")).collect();
-        source.push_str(body);
+        for part in parts {
+            source.push_str(part);
+        }
         let label = format!("{}::{}", spec.shader, spec.entry);
 
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);

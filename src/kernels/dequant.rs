@@ -6,8 +6,8 @@ use crate::gpu::{grid, row_chunks, Access, Gpu, GpuTensor, KernelSpec};
 use std::ops::Range;
 
 /// Threads per workgroup (`WG` in the shader) and elements per thread.
-const WORKGROUP: u64 = 256;
-const PER_THREAD: u64 = 4;
+const WORKGROUP: u64 = 64;
+const PER_THREAD: u64 = 32;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

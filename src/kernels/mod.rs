@@ -1,4 +1,12 @@
 //! Launchers for the GPU kernels in `shaders/`, one module per shader file.
 
+pub mod attention;
+mod buffers;
 pub mod dequant;
+pub mod elementwise;
+pub mod embed;
+pub mod logits;
+pub mod matmul;
+pub mod norm;
+pub mod rope;
 pub mod stats;

@@ -1,6 +1,12 @@
 //! A model opened on the GPU: its parsed header plus every tensor uploaded exactly as stored (packed
 //! blocks stay packed, so GPU memory equals the file's tensor bytes).
 
+pub mod config;
+pub mod generate;
+pub mod llama;
+pub mod runner;
+pub mod sampler;
+
 use crate::error::{Error, Result};
 use crate::eval::now_ms;
 use crate::formats::{self, ArchSummary, ByteSource, Container, ModelHeader};
@@ -23,6 +29,10 @@ pub struct LoadTimings {
 /// Progress of a long operation: which phase, and how far along it is (bytes for uploads).
 pub trait Progress {
     fn report(&mut self, phase: &str, done: u64, total: u64);
+    /// Long operations stop with `Error::Cancelled` between steps once this turns true.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(&str, u64, u64)> Progress for F {
@@ -74,6 +84,18 @@ impl ModelView {
             timings: None,
             gpu_bytes: None,
         }
+    }
+}
+
+/// The model's tokenizer: from GGUF metadata, or from the tokenizer.json of a model directory.
+pub fn tokenizer(header: &ModelHeader) -> Result<tokenizer::Tokenizer> {
+    match (header.container, &header.tokenizer_json) {
+        (Container::Gguf, _) => tokenizer::Tokenizer::from_gguf(&header.metadata),
+        (Container::Safetensors, Some(json)) => tokenizer::Tokenizer::from_tokenizer_json(json),
+        (Container::Safetensors, None) => Err(Error::Invalid(format!(
+            "{}: no tokenizer.json among the model files; add it to run the model",
+            header.files.join(", ")
+        ))),
     }
 }
 
@@ -136,3 +158,4 @@ fn check_fits(gpu: &Gpu, file: &str, info: &formats::TensorInfo) -> Result<()> {
     row_chunks(&format!("{file}: tensor {}", info.name), info.rows(), row_bytes, align, budget)?;
     Ok(())
 }
+pub mod tokenizer;
