@@ -1,5 +1,6 @@
 //! The forward-pass kernels (matmul in every weight format, norms, RoPE, attention, element-wise
-//! passes, embedding, log-softmax) against their CPU twins on random inputs of awkward shapes.
+//! passes and column slices, embedding, log-softmax) against their CPU twins on random inputs of
+//! awkward shapes.
 //! Native runs use lavapipe: `WGPU_BACKEND=vulkan cargo test --release --test forward_kernels`.
 //!
 //! Tolerances: the twins sum in f64 (exact up to one rounding), the GPU in f32 in another order. A sum
@@ -250,6 +251,8 @@ fn kernels_refuse_what_they_cannot_do() {
             gpu.upload_tensor("position_embd.weight", &[16, 4], DType::F32, &[0; 16 * 4 * 4]).unwrap();
         let e = elementwise::add_positions(&gpu, &mut enc, &x, &table, 14, 3, 4).await.unwrap_err();
         assert!(e.to_string().contains("positions 14..17 of position_embd.weight"), "{e}");
+        let e = elementwise::columns(&gpu, &mut enc, &x, 8, 6..10, &out, 1).await.unwrap_err();
+        assert!(e.to_string().contains("columns 6..10 of rows of 8"), "{e}");
         let q2 = gpu.upload_tensor("q2", &[1, 256], DType::Q2_K, &[0; 84]).unwrap();
         let e = embed::embed(&gpu, &mut enc, &q2, &x, &out, 1).await.unwrap_err();
         assert!(e.to_string().contains("Q2_K"), "{e}");
@@ -679,6 +682,30 @@ fn elementwise_passes_match_cpu() {
             assert_close(&format!("gelu n={n}"), &got, &want, |i| {
                 8.0 * EPS * (0.5 * a[i].abs() + want[i].abs()) + f32::MIN_POSITIVE
             });
+        }
+    });
+}
+
+#[test]
+fn columns_match_cpu() {
+    pollster::block_on(async {
+        let gpu = gpu();
+        let mut rng = Rng::new(52);
+        // (tokens, stride, columns): GPT-2's q, k and v thirds, odd widths, a whole row.
+        for (t, stride, cols) in
+            [(1, 768, 0..256), (5, 768, 256..512), (17, 768, 512..768), (3, 13, 4..9), (2, 7, 0..7)]
+        {
+            let x = random_f32(t * stride, 4.0, &mut rng);
+            let out = output(&gpu, t * cols.len());
+            let mut enc = gpu.encoder();
+            let cols32 = cols.start as u32..cols.end as u32;
+            elementwise::columns(&gpu, &mut enc, &upload(&gpu, &x), stride as u32, cols32, &out, t as u32)
+                .await
+                .unwrap();
+            let got = submit_and_read(&gpu, enc, &out, t * cols.len()).await;
+            let want = cpu::elementwise::columns(&x, t, stride, cols.clone());
+            // A copy: identical.
+            assert_eq!(got, want, "columns {cols:?} of {t} rows of {stride}");
         }
     });
 }

@@ -4,6 +4,8 @@ import { startWorker } from './rpc.js';
 import * as fmt from './format.js';
 import { createModelView } from './views/model.js';
 import { createWeightsView } from './views/weights.js';
+import { createGenerateView } from './views/generate.js';
+import { createEvaluateView } from './views/evaluate.js';
 
 const DEFAULT_MODEL = { file: 'SmolLM2-135M-Instruct.Q4_1.gguf', name: 'SmolLM2-135M-Instruct', quant: 'Q4_1' };
 // A dropped folder also holds READMEs, licences, generation configs …; the loader wants only these.
@@ -17,6 +19,12 @@ let busy = false;
 const views = {
   model: createModelView($('#view-model'), { openTensor: (name) => showTensor(name) }),
   weights: createWeightsView($('#view-weights'), { call: (...a) => rpc.call(...a), showError }),
+  // These two hold request ids (to stop them), so they get the rpc object itself; it exists by the time any
+  // model is loaded, which is when their tabs open.
+  generate: createGenerateView($('#view-generate'), { rpc: { start: (...a) => rpc.start(...a),
+    stop: (id) => rpc.stop(id) }, showError }),
+  evaluate: createEvaluateView($('#view-evaluate'), { rpc: { start: (...a) => rpc.start(...a),
+    stop: (id) => rpc.stop(id) }, showError }),
 };
 
 function showView(name) {
@@ -96,6 +104,12 @@ async function load(op, args, what) {
       `${fmt.ms(loadMs)} · ${fmt.bytes(model.gpu_bytes)} on the GPU`;
     views.model.show(model);
     views.weights.setModel(model);
+    views.generate.setModel(model);
+    views.evaluate.setModel(model);
+    for (const tab of document.querySelectorAll('.tab[data-needs-model]')) {
+      tab.disabled = false;
+      tab.removeAttribute('title');
+    }
     showView(document.querySelector('.tab[aria-current]').dataset.view);
   } catch (err) {
     status.innerHTML = before; // a failed load leaves the previous model in place

@@ -1,5 +1,7 @@
 // The UI side of the worker protocol: every request gets an id; the worker answers with any number of
-// {id, kind: 'progress'} messages and then exactly one {id, kind: 'done' | 'error'}.
+// {id, kind: 'progress'} (and, for generation, {id, kind: 'text'}) messages and then exactly one
+// {id, kind: 'done' | 'error'}. A {op: 'stop', args: {target}} message is the one exception to the worker's
+// one-at-a-time queue: it is handled the moment it arrives (see worker.js).
 
 export function startWorker() {
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'squeeze' });
@@ -11,6 +13,10 @@ export function startWorker() {
     if (!req) return;
     if (data.kind === 'progress') {
       req.onProgress?.(data.phase, data.done, data.total);
+      return;
+    }
+    if (data.kind === 'text') {
+      req.onText?.(data.piece, data.tokens, data.ms);
       return;
     }
     pending.delete(data.id);
@@ -25,14 +31,34 @@ export function startWorker() {
     pending.clear();
   };
 
+  /** Starts one request; returns its id (for stop) and the promise of its result. */
+  function start(op, args = {}, handlers = null) {
+    const id = nextId++;
+    const { onProgress = null, onText = null } =
+      typeof handlers === 'function' ? { onProgress: handlers } : handlers ?? {};
+    const promise = new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject, onProgress, onText });
+      worker.postMessage({ id, op, args });
+    });
+    return { id, promise };
+  }
+
   return {
-    /** Sends one request; the worker runs requests one at a time, in order. */
-    call(op, args = {}, onProgress = null) {
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject, onProgress });
-        worker.postMessage({ id, op, args });
-      });
+    /**
+     * Sends one request; the worker runs requests one at a time, in order. The third argument is an
+     * onProgress(phase, done, total) function, or {onProgress, onText(piece, tokens, ms)}.
+     */
+    call(op, args = {}, handlers = null) {
+      return start(op, args, handlers).promise;
+    },
+    start,
+    /**
+     * Asks request `target` to stop: a running generation ends after its current token (and resolves with
+     * stop 'cancelled'), a running perplexity after its current chunk (rejecting with "cancelled"); a request
+     * still waiting in the queue rejects with "cancelled" without starting. Not queued itself.
+     */
+    stop(target) {
+      return start('stop', { target }).promise;
     },
   };
 }

@@ -1,8 +1,17 @@
 // Owns the wasm module and the GPU device. Requests run strictly one after another (see rpc.js for the
-// message shapes), so a tensor_stats call never races a model upload.
+// message shapes), so a tensor_stats call never races a model upload. The exception is 'stop': it must reach
+// a generation or perplexity that is running, so it never waits in the queue (wasm awaits GPU readbacks between
+// tokens and chunks, which lets this worker's onmessage run while the long request is still in progress).
 import init, { Squeeze } from './pkg/squeeze.js';
 
 let sq = null;
+/** Requests that Stop can end early. */
+const CANCELLABLE = new Set(['generate', 'perplexity']);
+/** The request being worked on ({id, op}), or null. */
+let running = null;
+/** Ids of requests still in the queue, and those of them asked to stop before they started. */
+const waiting = new Set();
+const dropped = new Set();
 
 const ops = {
   /** Starts wasm and the GPU device; answers with the adapter description. */
@@ -30,7 +39,41 @@ const ops = {
   async tensorStats({ name, bins, topK }) {
     return ready().tensor_stats(name, bins, topK);
   },
+
+  /** Token ids of `text` (a Uint32Array). */
+  async tokenize({ text, parseSpecial = false }) {
+    return ready().tokenize(text, parseSpecial);
+  },
+
+  /** Streams {kind: 'text', piece, tokens, ms} messages while decoding; resolves to the generation summary. */
+  async generate({ prompt, options }, progress, id) {
+    const onText = (piece, tokens, ms) =>
+      self.postMessage({ id, kind: 'text', piece: String(piece), tokens: Number(tokens), ms: Number(ms) });
+    return ready().generate(prompt, options ?? {}, onText);
+  },
+
+  /** Perplexity of `text`; progress('perplexity', doneChunks, totalChunks) per chunk. */
+  async perplexity({ text, ctx, maxChunks = 0, allTokens = false }, progress) {
+    return ready().perplexity(text, ctx, maxChunks, allTokens, progress);
+  },
 };
+
+/**
+ * Handled on arrival, outside the queue: stops request `target` if it is running (the wasm side ends it after
+ * the current token or chunk), or drops it if it is still waiting. Answers what it did.
+ */
+function stop({ target }) {
+  if (running?.id === target) {
+    if (!CANCELLABLE.has(running.op)) return 'not-stoppable';
+    sq?.stop();
+    return 'stopping';
+  }
+  if (waiting.has(target)) {
+    dropped.add(target);
+    return 'dropped';
+  }
+  return 'finished';
+}
 
 function ready() {
   if (!sq) throw new Error('The GPU is not ready yet.');
@@ -82,13 +125,25 @@ function throttled(id) {
 
 let queue = Promise.resolve();
 self.onmessage = ({ data: { id, op, args } }) => {
+  if (op === 'stop') {
+    self.postMessage({ id, kind: 'done', result: stop(args) });
+    return;
+  }
+  waiting.add(id);
   queue = queue.then(async () => {
+    waiting.delete(id);
     try {
+      if (dropped.delete(id)) throw new Error('cancelled');
       if (!ops[op]) throw new Error(`unknown request '${op}'`);
-      const result = await ops[op](args, throttled(id));
+      running = { id, op };
+      const result = await ops[op](args, throttled(id), id);
       self.postMessage({ id, kind: 'done', result });
     } catch (err) {
-      self.postMessage({ id, kind: 'error', message: messageOf(err), code: err?.code ?? null });
+      const message = messageOf(err);
+      const code = err?.code ?? (message === 'cancelled' ? 'cancelled' : null);
+      self.postMessage({ id, kind: 'error', message, code });
+    } finally {
+      running = null;
     }
   });
 };

@@ -22,4 +22,9 @@ pub fn gelu(x: &mut [f32]) {
     }
 }
 
+/// Columns `cols` of each row of x (t, stride): one projection's share of a fused one, (t, cols.len()).
+pub fn columns(x: &[f32], t: usize, stride: usize, cols: std::ops::Range<usize>) -> Vec<f32> {
+    x[..t * stride].chunks_exact(stride).flat_map(|row| row[cols.clone()].iter().copied()).collect()
+}
+
 pub use super::embed::add_positions;

@@ -3,7 +3,7 @@
 
 use super::{attention::attention, elementwise, matmul::matmul, norm::rms_norm, rope::rope};
 use crate::error::{Error, Result};
-use crate::model::config::{ModelConfig, Role};
+use crate::model::config::{bias_name, ModelConfig, Role};
 
 struct Block {
     attn_norm: Vec<f32>,
@@ -41,9 +41,9 @@ impl CpuLlama {
                     q: need(&name(Role::Q))?,
                     k: need(&name(Role::K))?,
                     v: need(&name(Role::V))?,
-                    q_bias: weight(&name(Role::QBias)),
-                    k_bias: weight(&name(Role::KBias)),
-                    v_bias: weight(&name(Role::VBias)),
+                    q_bias: weight(&bias_name(&name(Role::Q))),
+                    k_bias: weight(&bias_name(&name(Role::K))),
+                    v_bias: weight(&bias_name(&name(Role::V))),
                     attn_out: need(&name(Role::AttnOut))?,
                     ffn_norm: need(&name(Role::FfnNorm))?,
                     gate: need(&name(Role::Gate))?,

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod dequant;
 pub mod elementwise;
 pub mod embed;
+pub mod gpt2;
 pub mod llama;
 pub mod logits;
 pub mod matmul;

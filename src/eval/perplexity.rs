@@ -11,6 +11,9 @@ use crate::model::runner::Runner;
 use crate::model::Progress;
 use serde::Serialize;
 
+/// Tokens fed per forward call within a chunk.
+const PIECE: usize = 32;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Convention {
@@ -104,8 +107,20 @@ pub async fn perplexity(
         let mut targets = chunk[1..].to_vec();
         targets.push(0);
         runner.reset();
-        for nll in runner.nll(&ids, &targets, first..ctx - 1).await? {
-            sum.add(nll);
+        // Pieces of the chunk go through the KV cache one after another, so a cancel waits for one
+        // piece, not a whole chunk (a 1024-token chunk takes minutes on a software GPU).
+        for start in (0..ctx).step_by(PIECE) {
+            if progress.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let end = (start + PIECE).min(ctx);
+            // Rows of this piece that are scored (global [first, ctx − 1)), relative to the piece.
+            let lo = first.clamp(start, end);
+            let hi = (ctx - 1).clamp(lo, end);
+            let scored = lo - start..hi - start;
+            for nll in runner.nll(&ids[start..end], &targets[start..end], scored).await? {
+                sum.add(nll);
+            }
         }
         per_chunk.push(sum.ppl());
     }

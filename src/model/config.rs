@@ -1,5 +1,6 @@
 //! What the forward pass needs to know about an architecture, and where each weight lives: GGUF names
-//! (`blk.3.attn_q.weight`) or Hugging Face names (`model.layers.3.self_attn.q_proj.weight`).
+//! (`blk.3.attn_q.weight`, shared by both families) or Hugging Face names
+//! (`model.layers.3.self_attn.q_proj.weight`, Llama family only).
 
 use crate::cpu::rope::RopeMode;
 use crate::error::{Error, Result};
@@ -9,6 +10,8 @@ use crate::formats::{Container, ModelHeader};
 pub enum Family {
     /// Llama, SmolLM, TinyLlama, Qwen2: RMSNorm, RoPE, grouped-query attention, SwiGLU.
     Llama,
+    /// GPT-2: learned positions, LayerNorm with bias, fused QKV with bias, GELU MLP; GGUF only.
+    Gpt2,
 }
 
 #[derive(Debug, Clone)]
@@ -23,21 +26,21 @@ pub struct ModelConfig {
     pub d_ffn: usize,
     pub vocab: usize,
     pub context: usize,
+    /// RoPE (Llama family only; GPT-2 has learned positions instead).
     pub rope_base: f32,
     pub rope_mode: RopeMode,
     pub norm_eps: f32,
 }
 
-/// The weights of one transformer block, by role.
+/// The weights of one transformer block, by role. Each may have a bias beside it: [`bias_name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     AttnNorm,
     Q,
     K,
     V,
-    QBias,
-    KBias,
-    VBias,
+    /// q, k and v fused into one matrix: q rows, then k rows, then v rows (GPT-2).
+    Qkv,
     AttnOut,
     FfnNorm,
     Gate,
@@ -51,11 +54,21 @@ impl ModelConfig {
         let file = header.files.first().map(String::as_str).unwrap_or("model");
         let family = match s.family.as_str() {
             "llama" | "qwen2" | "mistral" | "smollm" => Family::Llama,
+            // Their Conv1D weights are stored transposed, (in, out), unlike every other linear here.
+            "gpt2" if header.container == Container::Safetensors => {
+                return Err(Error::unsupported(
+                    file,
+                    "Hugging Face GPT-2 checkpoints are not supported yet; use a GGUF conversion \
+                     (llama.cpp's convert_hf_to_gguf.py)",
+                ))
+            }
+            "gpt2" => Family::Gpt2,
             other => {
                 return Err(Error::unsupported(
                     file,
                     format!(
-                        "architecture '{other}': the forward pass supports the Llama family (llama, qwen2)"
+                        "architecture '{other}': the forward pass supports the Llama family (llama, qwen2, \
+                         mistral, smollm) and gpt2"
                     ),
                 ))
             }
@@ -103,6 +116,12 @@ impl ModelConfig {
         }
     }
 
+    /// GPT-2's learned position table, (context, d_model).
+    pub fn position_embedding_name(&self) -> &'static str {
+        // from_header admits GPT-2 only from GGUF.
+        "position_embd.weight"
+    }
+
     /// The output head; absent when tied to the embedding.
     pub fn output_name(&self) -> &'static str {
         match self.container {
@@ -119,9 +138,7 @@ impl ModelConfig {
                     Role::Q => "attn_q.weight",
                     Role::K => "attn_k.weight",
                     Role::V => "attn_v.weight",
-                    Role::QBias => "attn_q.bias",
-                    Role::KBias => "attn_k.bias",
-                    Role::VBias => "attn_v.bias",
+                    Role::Qkv => "attn_qkv.weight",
                     Role::AttnOut => "attn_output.weight",
                     Role::FfnNorm => "ffn_norm.weight",
                     Role::Gate => "ffn_gate.weight",
@@ -136,9 +153,8 @@ impl ModelConfig {
                     Role::Q => "self_attn.q_proj.weight",
                     Role::K => "self_attn.k_proj.weight",
                     Role::V => "self_attn.v_proj.weight",
-                    Role::QBias => "self_attn.q_proj.bias",
-                    Role::KBias => "self_attn.k_proj.bias",
-                    Role::VBias => "self_attn.v_proj.bias",
+                    // As Phi-3 names it; no family supported from Hugging Face files fuses them.
+                    Role::Qkv => "self_attn.qkv_proj.weight",
                     Role::AttnOut => "self_attn.o_proj.weight",
                     Role::FfnNorm => "post_attention_layernorm.weight",
                     Role::Gate => "mlp.gate_proj.weight",
@@ -149,4 +165,9 @@ impl ModelConfig {
             }
         }
     }
+}
+
+/// The bias beside a weight: `blk.0.attn_q.weight` → `blk.0.attn_q.bias` (both containers name them so).
+pub fn bias_name(weight: &str) -> String {
+    format!("{}.bias", weight.strip_suffix(".weight").unwrap_or(weight))
 }

@@ -91,9 +91,11 @@ pub async fn generate(
     }
     let decode_ms = now_ms() - decode_start;
     let per_s = |n: usize, ms: f64| if ms > 0.0 { n as f64 * 1e3 / ms } else { 0.0 };
+    // The first token comes from the prompt's logits: n tokens cost n − 1 decode steps.
+    let decode_steps = tokens.len().saturating_sub(1);
     Ok(Generation {
         prefill_tokens_per_s: per_s(prompt.len(), prefill_ms),
-        decode_tokens_per_s: per_s(tokens.len(), decode_ms),
+        decode_tokens_per_s: per_s(decode_steps, decode_ms),
         text,
         tokens,
         prompt_tokens: prompt.len(),

@@ -2,13 +2,13 @@
 //! RMSNorm, RoPE, grouped-query causal attention over a KV cache, SwiGLU MLP, tied or separate head.
 //! One call records a whole batch of tokens into one command buffer.
 
-use super::config::{ModelConfig, Role};
+use super::config::{bias_name, ModelConfig, Role};
+use super::kv_cache::KvCache;
+use super::weights::{optional_f32_bias, Weights};
 use super::LoadedModel;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor};
-use crate::kernels::{
-    attention::attention, elementwise, embed::embed, matmul::matmul, norm::rms_norm, rope::rope,
-};
+use crate::kernels::{elementwise, embed::embed, matmul::matmul, norm::rms_norm, rope::rope};
 
 /// Indices into `LoadedModel::tensors` of one block's weights.
 struct Block {
@@ -51,70 +51,33 @@ pub struct Workspace {
     act: wgpu::Buffer,
 }
 
-/// Keys and values of every layer for positions `0..len`.
-pub struct KvCache {
-    pub max_seq: usize,
-    pub len: usize,
-    k: Vec<wgpu::Buffer>,
-    v: Vec<wgpu::Buffer>,
-}
-
 impl Llama {
     /// Find every weight by name and check its shape against the config.
     pub fn new(model: &LoadedModel, cfg: ModelConfig) -> Result<Llama> {
-        let file = model.header.files.first().cloned().unwrap_or_default();
-        let find = |name: &str, shape: &[usize]| -> Result<usize> {
-            let i = model
-                .header
-                .tensors
-                .iter()
-                .position(|t| t.name == name)
-                .ok_or_else(|| Error::bad_file(&file, format!("tensor {name} is missing")))?;
-            let got: Vec<usize> = model.header.tensors[i].shape.iter().map(|&d| d as usize).collect();
-            if got != shape {
-                return Err(Error::bad_file(
-                    &file,
-                    format!("tensor {name} has shape {got:?}, expected {shape:?}"),
-                ));
-            }
-            if !model.header.tensors[i].dtype.decodable() {
-                return Err(Error::unsupported(
-                    &file,
-                    format!("tensor {name} is {}", model.header.tensors[i].dtype),
-                ));
-            }
-            Ok(i)
-        };
-        let optional = |name: &str, shape: &[usize]| -> Result<Option<usize>> {
-            if model.header.tensors.iter().any(|t| t.name == name) {
-                find(name, shape).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
+        let weights = Weights::new(model);
         let (d, hd) = (cfg.d_model, cfg.head_dim);
         let (q_rows, kv_rows) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
         let mut blocks = Vec::with_capacity(cfg.n_layers);
         for l in 0..cfg.n_layers {
             let name = |role| cfg.layer_name(l, role);
             blocks.push(Block {
-                attn_norm: find(&name(Role::AttnNorm), &[d])?,
-                q: find(&name(Role::Q), &[q_rows, d])?,
-                k: find(&name(Role::K), &[kv_rows, d])?,
-                v: find(&name(Role::V), &[kv_rows, d])?,
-                q_bias: optional(&name(Role::QBias), &[q_rows])?,
-                k_bias: optional(&name(Role::KBias), &[kv_rows])?,
-                v_bias: optional(&name(Role::VBias), &[kv_rows])?,
-                attn_out: find(&name(Role::AttnOut), &[d, q_rows])?,
-                ffn_norm: find(&name(Role::FfnNorm), &[d])?,
-                gate: find(&name(Role::Gate), &[cfg.d_ffn, d])?,
-                up: find(&name(Role::Up), &[cfg.d_ffn, d])?,
-                down: find(&name(Role::Down), &[d, cfg.d_ffn])?,
+                attn_norm: weights.find(&name(Role::AttnNorm), &[d])?,
+                q: weights.find(&name(Role::Q), &[q_rows, d])?,
+                k: weights.find(&name(Role::K), &[kv_rows, d])?,
+                v: weights.find(&name(Role::V), &[kv_rows, d])?,
+                q_bias: weights.optional(&bias_name(&name(Role::Q)), &[q_rows])?,
+                k_bias: weights.optional(&bias_name(&name(Role::K)), &[kv_rows])?,
+                v_bias: weights.optional(&bias_name(&name(Role::V)), &[kv_rows])?,
+                attn_out: weights.find(&name(Role::AttnOut), &[d, q_rows])?,
+                ffn_norm: weights.find(&name(Role::FfnNorm), &[d])?,
+                gate: weights.find(&name(Role::Gate), &[cfg.d_ffn, d])?,
+                up: weights.find(&name(Role::Up), &[cfg.d_ffn, d])?,
+                down: weights.find(&name(Role::Down), &[d, cfg.d_ffn])?,
             });
         }
-        let embedding = find(cfg.embedding_name(), &[cfg.vocab, d])?;
-        let output = optional(cfg.output_name(), &[cfg.vocab, d])?.unwrap_or(embedding);
-        let output_norm = find(cfg.output_norm_name(), &[d])?;
+        let embedding = weights.find(cfg.embedding_name(), &[cfg.vocab, d])?;
+        let output = weights.optional(cfg.output_name(), &[cfg.vocab, d])?.unwrap_or(embedding);
+        let output_norm = weights.find(cfg.output_norm_name(), &[d])?;
         Ok(Llama { embedding, output_norm, output, blocks, cfg })
     }
 
@@ -139,11 +102,7 @@ impl Llama {
     }
 
     pub fn kv_cache(&self, gpu: &Gpu, max_seq: usize) -> Result<KvCache> {
-        let bytes = (max_seq * self.cfg.n_kv_heads * self.cfg.head_dim * 4) as u64;
-        let layer = |what: &str| gpu.storage_buffer(what, bytes, wgpu::BufferUsages::COPY_DST);
-        let k = (0..self.cfg.n_layers).map(|_| layer("k cache")).collect::<Result<_>>()?;
-        let v = (0..self.cfg.n_layers).map(|_| layer("v cache")).collect::<Result<_>>()?;
-        Ok(KvCache { max_seq, len: 0, k, v })
+        KvCache::new(gpu, &self.cfg, max_seq)
     }
 
     pub fn output_head<'m>(&self, model: &'m LoadedModel) -> &'m GpuTensor {
@@ -164,49 +123,26 @@ impl Llama {
     ) -> Result<&'w wgpu::Buffer> {
         let c = &self.cfg;
         let t = ids.len();
-        if t == 0 || t > ws.batch {
-            return Err(Error::Invalid(format!("a batch holds 1..={} tokens, not {t}", ws.batch)));
-        }
-        if cache.len + t > cache.max_seq {
-            return Err(Error::Invalid(format!(
-                "the KV cache holds {} positions; {} are used and {t} more do not fit",
-                cache.max_seq, cache.len
-            )));
-        }
+        cache.check_room(t, ws.batch)?;
         let w = |i: usize| &model.tensors[i];
         let tu = t as u32;
         let (d, hd) = (c.d_model as u32, c.head_dim as u32);
         let (heads, kv_heads) = (c.n_heads as u32, c.n_kv_heads as u32);
         let pos0 = cache.len as u32;
-        let kv_row = (c.n_kv_heads * c.head_dim * 4) as u64;
 
         gpu.queue.write_buffer(&ws.ids, 0, bytemuck::cast_slice(ids));
         embed(gpu, enc, w(self.embedding), &ws.ids, &ws.x, tu).await?;
         for (l, b) in self.blocks.iter().enumerate() {
             rms_norm(gpu, enc, &ws.x, w(b.attn_norm), &ws.h, tu, d, c.norm_eps).await?;
-            matmul(gpu, enc, &ws.h, w(b.q), b.q_bias.map(|i| &w(i).buffer), &ws.q, tu).await?;
-            matmul(gpu, enc, &ws.h, w(b.k), b.k_bias.map(|i| &w(i).buffer), &ws.k, tu).await?;
-            matmul(gpu, enc, &ws.h, w(b.v), b.v_bias.map(|i| &w(i).buffer), &ws.v, tu).await?;
+            let q_bias = optional_f32_bias(gpu, b.q_bias.map(w)).await?;
+            let k_bias = optional_f32_bias(gpu, b.k_bias.map(w)).await?;
+            let v_bias = optional_f32_bias(gpu, b.v_bias.map(w)).await?;
+            matmul(gpu, enc, &ws.h, w(b.q), q_bias.as_ref(), &ws.q, tu).await?;
+            matmul(gpu, enc, &ws.h, w(b.k), k_bias.as_ref(), &ws.k, tu).await?;
+            matmul(gpu, enc, &ws.h, w(b.v), v_bias.as_ref(), &ws.v, tu).await?;
             rope(gpu, enc, &ws.q, tu, heads, hd, pos0, c.rope_base, c.rope_mode).await?;
             rope(gpu, enc, &ws.k, tu, kv_heads, hd, pos0, c.rope_base, c.rope_mode).await?;
-            enc.copy_buffer_to_buffer(&ws.k, 0, &cache.k[l], pos0 as u64 * kv_row, t as u64 * kv_row);
-            enc.copy_buffer_to_buffer(&ws.v, 0, &cache.v[l], pos0 as u64 * kv_row, t as u64 * kv_row);
-            let scale = 1.0 / (c.head_dim as f32).sqrt();
-            attention(
-                gpu,
-                enc,
-                &ws.q,
-                &cache.k[l],
-                &cache.v[l],
-                &ws.attn,
-                tu,
-                heads,
-                kv_heads,
-                hd,
-                pos0,
-                scale,
-            )
-            .await?;
+            cache.attend(gpu, enc, c, l, &ws.q, &ws.k, &ws.v, &ws.attn, t).await?;
             matmul(gpu, enc, &ws.attn, w(b.attn_out), None, &ws.h, tu).await?;
             elementwise::add_in_place(gpu, enc, &ws.x, &ws.h, tu * d).await?;
 

@@ -3,9 +3,12 @@
 
 pub mod config;
 pub mod generate;
+pub mod gpt2;
+pub mod kv_cache;
 pub mod llama;
 pub mod runner;
 pub mod sampler;
+mod weights;
 
 use crate::error::{Error, Result};
 use crate::eval::now_ms;

@@ -2,22 +2,93 @@
 //! output head on just the rows a caller needs (the last one for generation, the scored ones for
 //! perplexity), so a 49152-wide vocabulary never fills memory for a whole context.
 
-use super::config::ModelConfig;
-use super::llama::{KvCache, Llama, Workspace};
+use super::config::{Family, ModelConfig};
+use super::gpt2::{self, Gpt2};
+use super::kv_cache::KvCache;
+use super::llama::{self, Llama};
 use super::LoadedModel;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::{logits::token_nll, matmul::matmul};
 use std::ops::Range;
 
 /// Rows of logits computed per head dispatch: bounds the logits buffer to HEAD_ROWS × vocab floats.
 const HEAD_ROWS: usize = 64;
 
+/// The forward pass of one family, with the activation buffers it reuses batch after batch.
+pub enum Architecture {
+    Llama(Llama, llama::Workspace),
+    Gpt2(Gpt2, gpt2::Workspace),
+}
+
+/// The one place that dispatches on the family.
+impl Architecture {
+    /// The model's family from its header, its weights found, and a workspace for `batch` tokens.
+    pub fn new(gpu: &Gpu, model: &LoadedModel, batch: usize) -> Result<Architecture> {
+        let cfg = ModelConfig::from_header(&model.header)?;
+        Ok(match cfg.family {
+            Family::Llama => {
+                let arch = Llama::new(model, cfg)?;
+                let ws = arch.workspace(gpu, batch)?;
+                Architecture::Llama(arch, ws)
+            }
+            Family::Gpt2 => {
+                let arch = Gpt2::new(model, cfg)?;
+                let ws = arch.workspace(gpu, batch)?;
+                Architecture::Gpt2(arch, ws)
+            }
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        match self {
+            Architecture::Llama(arch, _) => &arch.cfg,
+            Architecture::Gpt2(arch, _) => &arch.cfg,
+        }
+    }
+
+    /// The most tokens one forward pass takes.
+    pub fn batch(&self) -> usize {
+        match self {
+            Architecture::Llama(_, ws) => ws.batch,
+            Architecture::Gpt2(_, ws) => ws.batch,
+        }
+    }
+
+    pub fn kv_cache(&self, gpu: &Gpu, max_seq: usize) -> Result<KvCache> {
+        match self {
+            Architecture::Llama(arch, _) => arch.kv_cache(gpu, max_seq),
+            Architecture::Gpt2(arch, _) => arch.kv_cache(gpu, max_seq),
+        }
+    }
+
+    pub fn output_head<'m>(&self, model: &'m LoadedModel) -> &'m GpuTensor {
+        match self {
+            Architecture::Llama(arch, _) => arch.output_head(model),
+            Architecture::Gpt2(arch, _) => arch.output_head(model),
+        }
+    }
+
+    /// Record the forward pass of `ids` after what `cache` holds; the final hidden states, (t, d_model).
+    pub async fn forward(
+        &self,
+        gpu: &Gpu,
+        model: &LoadedModel,
+        enc: &mut wgpu::CommandEncoder,
+        cache: &mut KvCache,
+        ids: &[u32],
+    ) -> Result<&wgpu::Buffer> {
+        match self {
+            Architecture::Llama(arch, ws) => arch.forward(gpu, model, enc, ws, cache, ids).await,
+            Architecture::Gpt2(arch, ws) => arch.forward(gpu, model, enc, ws, cache, ids).await,
+        }
+    }
+}
+
 pub struct Runner<'a> {
     gpu: &'a Gpu,
     model: &'a LoadedModel,
-    pub arch: Llama,
-    ws: Workspace,
+    pub arch: Architecture,
     pub cache: KvCache,
     head_in: wgpu::Buffer,
     logits: wgpu::Buffer,
@@ -28,10 +99,8 @@ pub struct Runner<'a> {
 impl<'a> Runner<'a> {
     /// `max_seq` positions of KV cache; prompts are fed `batch` tokens at a time.
     pub fn new(gpu: &'a Gpu, model: &'a LoadedModel, max_seq: usize, batch: usize) -> Result<Runner<'a>> {
-        let cfg = ModelConfig::from_header(&model.header)?;
-        let (d, vocab) = (cfg.d_model, cfg.vocab);
-        let arch = Llama::new(model, cfg)?;
-        let ws = arch.workspace(gpu, batch)?;
+        let arch = Architecture::new(gpu, model, batch)?;
+        let (d, vocab) = (arch.config().d_model, arch.config().vocab);
         let cache = arch.kv_cache(gpu, max_seq)?;
         let buffer =
             |label: &str, bytes: usize| gpu.storage_buffer(label, bytes as u64, wgpu::BufferUsages::COPY_DST);
@@ -43,13 +112,12 @@ impl<'a> Runner<'a> {
             gpu,
             model,
             arch,
-            ws,
             cache,
         })
     }
 
     pub fn config(&self) -> &ModelConfig {
-        &self.arch.cfg
+        self.arch.config()
     }
 
     /// Forget everything in the KV cache.
@@ -77,17 +145,17 @@ impl<'a> Runner<'a> {
     }
 
     async fn feed(&mut self, ids: &[u32], rows: Range<usize>, head: Head<'_>) -> Result<Vec<f32>> {
-        let (gpu, d, vocab) = (self.gpu, self.arch.cfg.d_model, self.arch.cfg.vocab);
+        let (gpu, d, vocab) = (self.gpu, self.config().d_model, self.config().vocab);
         if rows.end > ids.len() {
             return Err(Error::Invalid(format!("rows {rows:?} past the {} tokens given", ids.len())));
         }
         let output = self.arch.output_head(self.model);
         let mut out = Vec::new();
-        for start in (0..ids.len()).step_by(self.ws.batch) {
-            let batch = &ids[start..(start + self.ws.batch).min(ids.len())];
+        let batch_size = self.arch.batch();
+        for start in (0..ids.len()).step_by(batch_size) {
+            let batch = &ids[start..(start + batch_size).min(ids.len())];
             let mut enc = gpu.encoder();
-            let hidden =
-                self.arch.forward(gpu, self.model, &mut enc, &self.ws, &mut self.cache, batch).await?;
+            let hidden = self.arch.forward(gpu, self.model, &mut enc, &mut self.cache, batch).await?;
             gpu.queue.submit([enc.finish()]);
             let (lo, hi) = (rows.start.max(start), rows.end.min(start + batch.len()));
             for first in (lo..hi).step_by(HEAD_ROWS) {

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a deterministic PRNG, random tensor bytes that decode to
-//! finite values, tiny random Llama-style models as GGUF and as a safetensors directory, and the path
-//! of the real model file that the setup downloads.
+//! finite values, tiny random Llama-style models as GGUF and as a safetensors directory, a tiny random
+//! GPT-2 GGUF, and the path of the real model file that the setup downloads.
 
 // Each test binary compiles this module and uses only some of it.
 #![allow(dead_code)]
@@ -117,8 +117,6 @@ pub fn tiny_llama_gguf_tensors() -> Vec<(String, Vec<u64>, bool)> {
 /// A 2-layer llama-architecture GGUF (d_model 256, 4 heads, 2 KV heads, FFN 512, vocab 300) with
 /// random weights: the embedding and all linears in `dtype_for_linears`, norm weights F32 near 1.
 pub fn tiny_llama_gguf(dtype_for_linears: DType, seed: u64) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
-    let mut w = GgufWriter::new();
     let u32_ = |v: u64| MetaValue::U32(v as u32);
     let meta = [
         ("general.architecture", MetaValue::String("llama".into())),
@@ -133,6 +131,77 @@ pub fn tiny_llama_gguf(dtype_for_linears: DType, seed: u64) -> Vec<u8> {
         ("llama.rope.freq_base", MetaValue::F32(TINY_ROPE_BASE)),
         ("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(TINY_NORM_EPS)),
         ("llama.vocab_size", u32_(TINY_VOCAB)),
+    ];
+    let tensors = tiny_llama_gguf_tensors()
+        .into_iter()
+        .map(|(name, shape, is_norm)| (name, shape, if is_norm { Init::Norm } else { Init::Linear }));
+    tiny_gguf(&meta, tensors, dtype_for_linears, seed)
+}
+
+pub const TINY_GPT2_FFN: u64 = 1024;
+pub const TINY_GPT2_CONTEXT: u64 = 64;
+
+/// A 2-layer gpt2-architecture GGUF in llama.cpp's naming (d_model 256, 4 heads, FFN 1024, vocab 300,
+/// 64 learned positions) with random weights: both embeddings and all linears in `dtype_for_linears`,
+/// norm weights F32 near 1, biases F32. Tied embeddings: there is no output.weight.
+pub fn tiny_gpt2_gguf(dtype_for_linears: DType, seed: u64) -> Vec<u8> {
+    let u32_ = |v: u64| MetaValue::U32(v as u32);
+    let meta = [
+        ("general.architecture", MetaValue::String("gpt2".into())),
+        ("general.name", MetaValue::String("tiny-gpt2".into())),
+        ("gpt2.block_count", u32_(TINY_LAYERS)),
+        ("gpt2.context_length", u32_(TINY_GPT2_CONTEXT)),
+        ("gpt2.embedding_length", u32_(TINY_D_MODEL)),
+        ("gpt2.feed_forward_length", u32_(TINY_GPT2_FFN)),
+        ("gpt2.attention.head_count", u32_(TINY_HEADS)),
+        ("gpt2.attention.layer_norm_epsilon", MetaValue::F32(TINY_NORM_EPS)),
+    ];
+    let (d, f) = (TINY_D_MODEL, TINY_GPT2_FFN);
+    let mut t = vec![
+        ("token_embd.weight".to_string(), vec![TINY_VOCAB, d], Init::Linear),
+        ("position_embd.weight".to_string(), vec![TINY_GPT2_CONTEXT, d], Init::Linear),
+    ];
+    // (name, outputs, inputs; none for a norm)
+    let mut with_bias = |name: String, outputs: u64, inputs: Option<u64>| {
+        match inputs {
+            Some(k) => t.push((format!("{name}.weight"), vec![outputs, k], Init::Linear)),
+            None => t.push((format!("{name}.weight"), vec![outputs], Init::Norm)),
+        }
+        t.push((format!("{name}.bias"), vec![outputs], Init::Bias));
+    };
+    for i in 0..TINY_LAYERS {
+        with_bias(format!("blk.{i}.attn_norm"), d, None);
+        with_bias(format!("blk.{i}.attn_qkv"), 3 * d, Some(d));
+        with_bias(format!("blk.{i}.attn_output"), d, Some(d));
+        with_bias(format!("blk.{i}.ffn_norm"), d, None);
+        with_bias(format!("blk.{i}.ffn_up"), f, Some(d));
+        with_bias(format!("blk.{i}.ffn_down"), d, Some(f));
+    }
+    with_bias("output_norm".to_string(), d, None);
+    tiny_gguf(&meta, t, dtype_for_linears, seed)
+}
+
+/// How a tiny model's tensor is filled.
+#[derive(Clone, Copy)]
+pub enum Init {
+    /// Uniform in ±0.1 (or blocks of about that scale), in the model's linear dtype.
+    Linear,
+    /// F32 near 1.
+    Norm,
+    /// F32 uniform in ±0.1.
+    Bias,
+}
+
+/// A GGUF of `meta`, a byte-level tokenizer's metadata over TINY_VOCAB tokens, and random `tensors`.
+pub fn tiny_gguf(
+    meta: &[(&str, MetaValue)],
+    tensors: impl IntoIterator<Item = (String, Vec<u64>, Init)>,
+    dtype_for_linears: DType,
+    seed: u64,
+) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut w = GgufWriter::new();
+    let tokenizer = [
         ("tokenizer.ggml.model", MetaValue::String("gpt2".into())),
         (
             "tokenizer.ggml.tokens",
@@ -141,15 +210,15 @@ pub fn tiny_llama_gguf(dtype_for_linears: DType, seed: u64) -> Vec<u8> {
         ("tokenizer.ggml.bos_token_id", MetaValue::U32(0)),
         ("tokenizer.ggml.eos_token_id", MetaValue::U32(1)),
     ];
-    for (key, value) in meta {
+    for (key, value) in meta.iter().cloned().chain(tokenizer) {
         w.set(key, value).expect("valid metadata");
     }
-    for (name, shape, is_norm) in tiny_llama_gguf_tensors() {
+    for (name, shape, init) in tensors {
         let n = shape.iter().product();
-        let (dtype, bytes) = if is_norm {
-            (DType::F32, norm_weight_bytes(DType::F32, n, &mut rng))
-        } else {
-            (dtype_for_linears, random_tensor_bytes(dtype_for_linears, n, 0.1, &mut rng))
+        let (dtype, bytes) = match init {
+            Init::Linear => (dtype_for_linears, random_tensor_bytes(dtype_for_linears, n, 0.1, &mut rng)),
+            Init::Norm => (DType::F32, norm_weight_bytes(DType::F32, n, &mut rng)),
+            Init::Bias => (DType::F32, random_tensor_bytes(DType::F32, n, 0.1, &mut rng)),
         };
         w.add_tensor(&name, &shape, dtype, bytes).expect("valid tensor");
     }

@@ -80,3 +80,31 @@ export async function expectExplanation(page, reason) {
 
 export { expect };
 
+
+/** A page of its own that has loaded the default model, for a serial group of tests to share. */
+export async function openWithModel(browser, testInfo) {
+  const { baseURL, viewport } = testInfo.project.use;
+  const page = await browser.newPage({ baseURL, viewport });
+  const errors = watchConsole(page);
+  await page.goto('/');
+  await waitForModel(page);
+  return { page, errors };
+}
+
+/**
+ * Waits until `locator` matches `state` (an attribute value), failing at once with the page's message if the
+ * error banner appears first.
+ */
+export async function waitForState(page, locator, attr, pattern, timeout = 240_000) {
+  const banner = page.locator('#error-banner');
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    const value = await locator.getAttribute(attr);
+    if (pattern.test(value ?? '')) return value;
+    if (await banner.isVisible()) {
+      throw new Error(`the page shows an error: ${await banner.locator('.error-text').textContent()}`);
+    }
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`timed out waiting for ${attr} ~ ${pattern}; last value ${await locator.getAttribute(attr)}`);
+}

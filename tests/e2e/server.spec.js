@@ -13,3 +13,15 @@ test('the /models/ route serves cached models and rejects missing files and path
     expect((await request.get(path)).status(), path).toBe(400);
   }
 });
+
+test('the /texts/ route serves the sample texts and rejects missing files and path traversal', async ({ request }) => {
+  const res = await request.get('/texts/hamlet_gut.txt');
+  expect(res.status()).toBe(200);
+  expect(res.headers()['content-type']).toMatch(/^text\/plain/);
+  expect(await res.text()).toContain('HAMLET');
+  expect((await request.get('/texts/no-such-text.txt')).status()).toBe(404);
+  for (const path of ['/texts/..%2Fmodels%2FSmolLM2-135M-Instruct.Q4_1.gguf', '/texts/%2e%2e%2fpackage.json',
+    '/texts/.hidden']) {
+    expect((await request.get(path)).status(), path).toBe(400);
+  }
+});
