@@ -2,7 +2,7 @@
 //   rms_norm:   y = x · 1/sqrt(mean(x²) + eps) · w
 //   layer_norm: y = (x − mean) · 1/sqrt(mean((x − mean)²) + eps) · w + b
 // Weights and biases are F32, F16 or BF16 as stored (W_FORMAT, B_FORMAT). Sums are f32 partial sums
-// combined by a tree reduction; the CPU twin (src/cpu/norm.rs) sums in f64.
+// combined by the tree reduction of shaders/reduce.wgsl; the CPU twin (src/cpu/norm.rs) sums in f64.
 
 struct Shape {
     rows: u32,
@@ -20,9 +20,7 @@ struct Shape {
 const F32: u32 = 0u;
 const F16: u32 = 1u;
 // Threads per row: few, because on CPU drivers each barrier of the tree costs more than the loads.
-const WG: u32 = 64u;
-
-var<workgroup> partial: array<f32, WG>;
+const ROW_WG: u32 = 64u;
 
 // Element i of the weight (or bias) as stored: F32, F16 or BF16 (a shift of the upper half-word).
 fn weight_at(i: u32) -> f32 {
@@ -41,69 +39,44 @@ fn bias_at(i: u32) -> f32 {
     }
 }
 
-// The sum of every thread's `own` over the workgroup, in log2(WG) halving steps.
-fn workgroup_sum(lid: u32, own: f32) -> f32 {
-    partial[lid] = own;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
+// 1 / sqrt(mean((x − centre)²) + eps) over the given row: the scale of both norms.
+fn inverse_deviation(lid: u32, row: u32, centre: f32) -> f32 {
+    let base = row * shape.cols;
+    var sq = 0.0;
+    for (var c = lid; c < shape.cols; c += ROW_WG) {
+        let d = x[base + c] - centre;
+        sq += d * d;
     }
-    let total = partial[0];
-    // Nobody may overwrite partial[0] for a following sum before everyone has read it.
-    workgroupBarrier();
-    return total;
+    return 1.0 / sqrt(workgroup_sum(lid, sq) / f32(shape.cols) + shape.eps);
 }
 
-@compute @workgroup_size(WG)
-fn rms_norm(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let row = wid.x + wid.y * groups.x;
+@compute @workgroup_size(ROW_WG)
+fn rms_norm(@builtin(local_invocation_index) lid: u32, group: Workgroup) {
+    let row = workgroup_index(group);
     if (row >= shape.rows) {
         return;
     }
+    let scale = inverse_deviation(lid, row, 0.0);
     let base = row * shape.cols;
-    var sum = 0.0;
-    for (var c = lid; c < shape.cols; c += WG) {
-        let v = x[base + c];
-        sum += v * v;
-    }
-    let mean = workgroup_sum(lid, sum) / f32(shape.cols);
-    let scale = 1.0 / sqrt(mean + shape.eps);
-    for (var c = lid; c < shape.cols; c += WG) {
+    for (var c = lid; c < shape.cols; c += ROW_WG) {
         out[base + c] = x[base + c] * scale * weight_at(c);
     }
 }
 
-@compute @workgroup_size(WG)
-fn layer_norm(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let row = wid.x + wid.y * groups.x;
+@compute @workgroup_size(ROW_WG)
+fn layer_norm(@builtin(local_invocation_index) lid: u32, group: Workgroup) {
+    let row = workgroup_index(group);
     if (row >= shape.rows) {
         return;
     }
     let base = row * shape.cols;
     var sum = 0.0;
-    for (var c = lid; c < shape.cols; c += WG) {
+    for (var c = lid; c < shape.cols; c += ROW_WG) {
         sum += x[base + c];
     }
     let mean = workgroup_sum(lid, sum) / f32(shape.cols);
-    var sq = 0.0;
-    for (var c = lid; c < shape.cols; c += WG) {
-        let d = x[base + c] - mean;
-        sq += d * d;
-    }
-    let variance = workgroup_sum(lid, sq) / f32(shape.cols);
-    let scale = 1.0 / sqrt(variance + shape.eps);
-    for (var c = lid; c < shape.cols; c += WG) {
+    let scale = inverse_deviation(lid, row, mean);
+    for (var c = lid; c < shape.cols; c += ROW_WG) {
         out[base + c] = (x[base + c] - mean) * scale * weight_at(c) + bias_at(c);
     }
 }

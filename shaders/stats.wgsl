@@ -30,37 +30,12 @@ const MAX_BINS: u32 = 2048u;
 const HISTOGRAM_SPAN: u32 = WG * 64u;
 const LOWEST: f32 = -3.4028234663852886e38;
 
-var<workgroup> partial: array<vec4<f32>, ROW_WG>;
 // Workgroup memory starts zeroed (WGSL guarantees it), so the counts need no clearing pass.
 var<workgroup> local_counts: array<atomic<u32>, MAX_BINS>;
 
-// Combine each thread's `own` across the workgroup in log2(ROW_WG) halving steps. Lanes where `sums`
-// is true are added, the others keep the max (callers reduce a min as the max of the negation).
-fn tree_reduce(lid: u32, own: vec4<f32>, sums: vec4<bool>) -> vec4<f32> {
-    partial[lid] = own;
-    workgroupBarrier();
-    for (var stride = ROW_WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            let a = partial[lid];
-            let b = partial[lid + stride];
-            partial[lid] = select(max(a, b), a + b, sums);
-        }
-        workgroupBarrier();
-    }
-    return partial[0];
-}
-
-fn linear_workgroup(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return wid.x + wid.y * groups.x;
-}
-
 @compute @workgroup_size(ROW_WG)
-fn row_reduce(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let row = linear_workgroup(wid, groups);
+fn row_reduce(@builtin(local_invocation_index) lid: u32, group: Workgroup) {
+    let row = workgroup_index(group);
     if (row >= params.rows) {
         return;
     }
@@ -70,19 +45,15 @@ fn row_reduce(
         let x = values[row * params.cols + c];
         acc = vec4<f32>(max(acc.x, -x), max(acc.y, x), max(acc.z, abs(x)), acc.w + x);
     }
-    let r = tree_reduce(lid, acc, vec4<bool>(false, false, false, true));
+    let r = workgroup_reduce(lid, acc, vec4<bool>(false, false, false, true));
     if (lid == 0u) {
         row_out[row] = vec4<f32>(-r.x, r.y, r.z, r.w);
     }
 }
 
 @compute @workgroup_size(ROW_WG)
-fn row_moments(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let row = linear_workgroup(wid, groups);
+fn row_moments(@builtin(local_invocation_index) lid: u32, group: Workgroup) {
+    let row = workgroup_index(group);
     if (row >= params.rows) {
         return;
     }
@@ -92,7 +63,7 @@ fn row_moments(
         let d2 = d * d;
         acc += vec4<f32>(d2, d2 * d2, 0.0, 0.0);
     }
-    let r = tree_reduce(lid, acc, vec4<bool>(true));
+    let r = workgroup_reduce(lid, acc, vec4<bool>(true));
     if (lid == 0u) {
         row_out[row] = r;
     }
@@ -105,13 +76,9 @@ fn bin_of(x: f32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-fn histogram(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
+fn histogram(@builtin(local_invocation_index) lid: u32, group: Workgroup) {
     let n = params.rows * params.cols;
-    let start = linear_workgroup(wid, groups) * HISTOGRAM_SPAN;
+    let start = workgroup_index(group) * HISTOGRAM_SPAN;
     let end = min(start + HISTOGRAM_SPAN, n);
     for (var i = start + lid; i < end; i += WG) {
         atomicAdd(&local_counts[bin_of(values[i])], 1u);

@@ -1,7 +1,7 @@
 //! Compiled compute kernels. A kernel is one entry point of one `shaders/<name>.wgsl` file, specialised
 //! by constants prepended to the source (`const FORMAT: u32 = 3u;`) and preceded by the shared WGSL
-//! libraries it includes (`shaders/blocks.wgsl`), with an explicit bind group layout so bindings an
-//! entry point does not touch never break bind-group creation.
+//! libraries it includes (`shaders/blocks.wgsl`, `shaders/reduce.wgsl`), with an explicit bind group
+//! layout so bindings an entry point does not touch never break bind-group creation.
 
 use super::Gpu;
 use crate::error::{Error, Result};
@@ -37,19 +37,22 @@ pub(crate) struct KernelCache(Mutex<HashMap<KernelSpec, Arc<Kernel>>>);
 /// The shared block decoders (`shaders/blocks.wgsl`), prepended to every shader that reads weights as
 /// stored; it needs the FORMAT, BLOCK_SIZE and BLOCK_BYTES constants and a `packed` binding.
 const BLOCKS: &str = include_str!("../../shaders/blocks.wgsl");
+/// The row kernels' workgroup index and tree reduction (`shaders/reduce.wgsl`); it needs a ROW_WG
+/// constant, the threads per workgroup.
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
 /// The WGSL of `shaders/<name>.wgsl`, compiled into the binary, after the libraries it includes.
 fn shader_source(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
         "dequant" => &[BLOCKS, include_str!("../../shaders/dequant.wgsl")],
-        "stats" => &[include_str!("../../shaders/stats.wgsl")],
+        "stats" => &[REDUCE, include_str!("../../shaders/stats.wgsl")],
         "matmul" => &[BLOCKS, include_str!("../../shaders/matmul.wgsl")],
         "embed" => &[BLOCKS, include_str!("../../shaders/embed.wgsl")],
-        "norm" => &[include_str!("../../shaders/norm.wgsl")],
+        "norm" => &[REDUCE, include_str!("../../shaders/norm.wgsl")],
         "rope" => &[include_str!("../../shaders/rope.wgsl")],
         "attention" => &[include_str!("../../shaders/attention.wgsl")],
         "elementwise" => &[include_str!("../../shaders/elementwise.wgsl")],
-        "logits" => &[include_str!("../../shaders/logits.wgsl")],
+        "logits" => &[REDUCE, include_str!("../../shaders/logits.wgsl")],
         _ => return None,
     })
 }
