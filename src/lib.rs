@@ -3,6 +3,7 @@
 //! Data flows one way: `formats` (parse files) → `gpu` (upload) → `kernels` (GPU work, each checked
 //! against its plain twin in `cpu`) → `eval` (statistics and metrics) → the page (`web`) or the CLI.
 
+pub mod compress;
 pub mod cpu;
 pub mod error;
 pub mod eval;

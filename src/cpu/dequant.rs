@@ -3,26 +3,32 @@
 //! reference the GPU kernel (`shaders/dequant.wgsl`) is tested against.
 
 use crate::error::{Error, Result};
-use crate::formats::DType;
+use crate::formats::{packed, DType};
 
 /// Decode `n` elements of `dtype` stored in `bytes` (exactly `dtype.bytes_for(n)` bytes).
 pub fn dequantize(dtype: DType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
-    let block: fn(&[u8], &mut [f32]) = match dtype {
-        DType::F32 => f32_le,
-        DType::F16 => f16_le,
-        DType::BF16 => bf16_le,
-        DType::Q8_0 => q8_0,
-        DType::Q4_0 => q4_0,
-        DType::Q4_1 => q4_1,
-        DType::Q5_0 => q5_0,
-        DType::Q5_1 => q5_1,
-        DType::Q4_K => q4_k,
-        DType::Q5_K => q5_k,
-        DType::Q6_K => q6_k,
+    let packed_block = |b: &[u8], y: &mut [f32]| match dtype {
+        DType::Packed(p) => packed::decode_block(p, b, y),
+        _ => unreachable!(),
+    };
+    let block: &dyn Fn(&[u8], &mut [f32]) = match dtype {
+        DType::F32 => &f32_le,
+        DType::F16 => &f16_le,
+        DType::BF16 => &bf16_le,
+        DType::Q8_0 => &q8_0,
+        DType::Q4_0 => &q4_0,
+        DType::Q4_1 => &q4_1,
+        DType::Q5_0 => &q5_0,
+        DType::Q5_1 => &q5_1,
+        DType::Q4_K => &q4_k,
+        DType::Q5_K => &q5_k,
+        DType::Q6_K => &q6_k,
+        DType::MXFP4 => &packed::decode_mxfp4,
+        DType::Packed(_) => &packed_block,
         _ => {
             return Err(Error::unsupported(
                 "block codec",
-                format!("{dtype} tensors cannot be decoded (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K can)"),
+                format!("{dtype} tensors cannot be decoded (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, MXFP4 and Squeeze's packed formats can)"),
             ))
         }
     };

@@ -1,5 +1,7 @@
 //! Tensor element types as GGUF numbers them (ggml_type), with their block geometry.
-//! Safetensors dtypes map onto the same enum (F32, F16, BF16).
+//! Safetensors dtypes map onto the same enum (F32, F16, BF16). Squeeze's own packed formats (integer
+//! grids of any width, NF4, FP8, FP4 — see `formats::packed`) live here too, as `DType::Packed`, so a
+//! compressed tensor is just another stored tensor that the kernels decode.
 
 use serde::Serialize;
 
@@ -26,15 +28,64 @@ pub enum DType {
     I32,
     I64,
     F64,
+    MXFP4,
+    Packed(Packed),
+}
+
+/// A Squeeze block format: `group` elements (a multiple of 32; a whole row for per-channel scales)
+/// share a header (scale, zero point) followed by their `bits`-wide codes. Layouts in `formats::packed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Packed {
+    pub kind: PackedKind,
+    pub bits: u8,
+    pub group: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum PackedKind {
+    /// value = d·(q − 2^(bits−1)); header d f16.
+    IntSym,
+    /// value = d·(q − z); header d f16, z f16 (z need not be an integer: HQQ's zero points).
+    IntAsym,
+    /// value = NF4[q]·d; header d f16 (the block absmax). bits = 4.
+    Nf4,
+    /// value = e4m3(q)·d; header d f32. bits = 8.
+    Fp8E4M3,
+    /// value = e5m2(q)·d; header d f32. bits = 8.
+    Fp8E5M2,
+    /// value = e2m1(q)·d; header d f16. bits = 4.
+    Fp4,
+}
+
+impl PackedKind {
+    /// Bytes of the per-block header.
+    pub fn header_bytes(self) -> u64 {
+        match self {
+            PackedKind::IntSym | PackedKind::Nf4 | PackedKind::Fp4 => 2,
+            PackedKind::IntAsym | PackedKind::Fp8E4M3 | PackedKind::Fp8E5M2 => 4,
+        }
+    }
+
+    /// The shader's FORMAT number (outside ggml's range).
+    pub fn format_id(self) -> u32 {
+        match self {
+            PackedKind::IntSym => 100,
+            PackedKind::IntAsym => 101,
+            PackedKind::Nf4 => 102,
+            PackedKind::Fp8E4M3 => 103,
+            PackedKind::Fp8E5M2 => 104,
+            PackedKind::Fp4 => 105,
+        }
+    }
 }
 
 use DType::*;
 
 impl DType {
     /// All types this build knows, in ggml id order of appearance.
-    pub const ALL: [DType; 20] = [
+    pub const ALL: [DType; 21] = [
         F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, I8, I16, I32,
-        I64, F64,
+        I64, F64, MXFP4,
     ];
 
     /// The ggml_type number stored in GGUF tensor infos.
@@ -60,6 +111,8 @@ impl DType {
             I64 => 27,
             F64 => 28,
             BF16 => 30,
+            MXFP4 => 39,
+            Packed(p) => p.kind.format_id(),
         }
     }
 
@@ -72,6 +125,8 @@ impl DType {
         match self {
             Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 => 32,
             Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K => 256,
+            MXFP4 => 32,
+            Packed(p) => p.group as u64,
             _ => 1,
         }
     }
@@ -95,6 +150,8 @@ impl DType {
             Q5_K => 176,
             Q6_K => 210,
             Q8_K => 292,
+            MXFP4 => 17,
+            Packed(p) => p.kind.header_bytes() + p.group as u64 * p.bits as u64 / 8,
         }
     }
 
@@ -112,12 +169,35 @@ impl DType {
 
     /// Whether Squeeze can turn this type into f32 values (CPU codec and GPU dequantisation kernel).
     pub fn decodable(self) -> bool {
-        matches!(self, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q4_K | Q5_K | Q6_K)
+        matches!(
+            self,
+            F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q4_K | Q5_K | Q6_K | MXFP4 | Packed(_)
+        )
     }
 
-    /// The name GGUF tooling uses (`Q4_K`, `BF16` …).
-    pub fn name(self) -> &'static str {
-        match self {
+    /// Whether GGUF has a type number for this format (llama.cpp can load it).
+    pub fn in_gguf(self) -> bool {
+        !matches!(self, Packed(_))
+    }
+
+    /// The constants a shader including `blocks.wgsl` needs to decode this format.
+    pub fn shader_constants(self) -> Vec<(&'static str, u32)> {
+        let bits = match self {
+            Packed(p) => p.bits as u32,
+            _ => 0,
+        };
+        vec![
+            ("FORMAT", self.ggml_id()),
+            ("BLOCK_SIZE", self.block_size() as u32),
+            ("BLOCK_BYTES", self.block_bytes() as u32),
+            ("BITS", bits),
+        ]
+    }
+
+    /// The name GGUF tooling uses (`Q4_K`, `BF16` …); Squeeze's packed formats read like `INT4_G128`,
+    /// `UINT3_G64` (asymmetric), `NF4_G64`, `FP8_E4M3_G576`, `FP4_G32`.
+    pub fn name(self) -> String {
+        let fixed = match self {
             F32 => "F32",
             F16 => "F16",
             BF16 => "BF16",
@@ -138,12 +218,25 @@ impl DType {
             I32 => "I32",
             I64 => "I64",
             F64 => "F64",
-        }
+            MXFP4 => "MXFP4",
+            Packed(p) => {
+                let kind = match p.kind {
+                    PackedKind::IntSym => format!("INT{}", p.bits),
+                    PackedKind::IntAsym => format!("UINT{}", p.bits),
+                    PackedKind::Nf4 => "NF4".into(),
+                    PackedKind::Fp8E4M3 => "FP8_E4M3".into(),
+                    PackedKind::Fp8E5M2 => "FP8_E5M2".into(),
+                    PackedKind::Fp4 => "FP4".into(),
+                };
+                return format!("{kind}_G{}", p.group);
+            }
+        };
+        fixed.to_string()
     }
 }
 
 impl std::fmt::Display for DType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }

@@ -5,11 +5,12 @@
 pub mod dtype;
 pub mod gguf;
 pub mod gguf_write;
+pub mod packed;
 pub mod safetensors;
 pub mod source;
 pub mod summary;
 
-pub use dtype::DType;
+pub use dtype::{DType, Packed, PackedKind};
 pub use source::{ByteSource, MemSource};
 pub use summary::ArchSummary;
 

@@ -244,7 +244,7 @@ pub fn write(tensors: &[(&str, &[u64], DType, &[u8])]) -> Vec<u8> {
     let mut header = Map::new();
     let mut offset = 0u64;
     for &(name, shape, dtype, data) in tensors {
-        assert!(dtype_from_name(dtype.name()).is_some(), "safetensors cannot hold {dtype} tensor {name}");
+        assert!(dtype_from_name(&dtype.name()).is_some(), "safetensors cannot hold {dtype} tensor {name}");
         let n: u64 = shape.iter().product();
         assert_eq!(
             dtype.bytes_for(n),

@@ -125,9 +125,9 @@ impl ArchSummary {
             // Saturating: the counts come from the file, and a summary must not panic on a hostile one.
             s.params = s.params.saturating_add(n);
             s.bytes_total = s.bytes_total.saturating_add(t.n_bytes);
-            let p = s.params_by_dtype.entry(t.dtype.name().to_string()).or_default();
+            let p = s.params_by_dtype.entry(t.dtype.name()).or_default();
             *p = p.saturating_add(n);
-            let b = s.bytes_by_dtype.entry(t.dtype.name().to_string()).or_default();
+            let b = s.bytes_by_dtype.entry(t.dtype.name()).or_default();
             *b = b.saturating_add(t.n_bytes);
         }
         s

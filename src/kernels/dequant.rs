@@ -55,11 +55,7 @@ pub async fn dequantize(gpu: &Gpu, t: &GpuTensor, rows: Range<u64>) -> Result<wg
         .kernel(KernelSpec {
             shader: "dequant",
             entry: "main",
-            constants: vec![
-                ("FORMAT", t.dtype.ggml_id()),
-                ("BLOCK_SIZE", t.dtype.block_size() as u32),
-                ("BLOCK_BYTES", t.dtype.block_bytes() as u32),
-            ],
+            constants: t.dtype.shader_constants(),
             bindings: &[Access::Uniform, Access::Read, Access::ReadWrite],
         })
         .await?;

@@ -28,17 +28,8 @@ async fn kernel(
     entry: &'static str,
     bindings: &'static [Access],
 ) -> Result<Arc<Kernel>> {
-    gpu.kernel(KernelSpec {
-        shader: "embed",
-        entry,
-        constants: vec![
-            ("FORMAT", table.dtype.ggml_id()),
-            ("BLOCK_SIZE", table.dtype.block_size() as u32),
-            ("BLOCK_BYTES", table.dtype.block_bytes() as u32),
-        ],
-        bindings,
-    })
-    .await
+    gpu.kernel(KernelSpec { shader: "embed", entry, constants: table.dtype.shader_constants(), bindings })
+        .await
 }
 
 fn check_decodable(table: &GpuTensor) -> Result<()> {

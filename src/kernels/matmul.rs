@@ -83,13 +83,11 @@ pub async fn matmul(
         .kernel(KernelSpec {
             shader: "matmul",
             entry: "main",
-            constants: vec![
-                ("FORMAT", w.dtype.ggml_id()),
-                ("BLOCK_SIZE", w.dtype.block_size() as u32),
-                ("BLOCK_BYTES", w.dtype.block_bytes() as u32),
-                ("TOKENS", tile as u32),
-                ("X_ALIGNED", k.is_multiple_of(4) as u32),
-            ],
+            constants: [
+                w.dtype.shader_constants(),
+                vec![("TOKENS", tile as u32), ("X_ALIGNED", k.is_multiple_of(4) as u32)],
+            ]
+            .concat(),
             bindings: &[Access::Uniform, Access::Read, Access::Uniform, Access::Read, Access::ReadWrite],
         })
         .await?;

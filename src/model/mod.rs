@@ -74,7 +74,7 @@ impl ModelView {
             .map(|t| TensorRow {
                 name: t.name.clone(),
                 shape: t.shape.clone(),
-                dtype: t.dtype.name().to_string(),
+                dtype: t.dtype.name(),
                 n_bytes: t.n_bytes,
                 n_elements: t.n_elements(),
             })

@@ -1,0 +1,3 @@
+//! Quantisation: grids and storage formats (`grid`), and the methods that choose codes on them.
+
+pub mod grid;
