@@ -1,12 +1,13 @@
-// Dequantise GGUF tensor bytes to f32: one thread per 32 consecutive elements, decoded by the
-// shared block library (shaders/blocks.wgsl, prepended with FORMAT, BLOCK_SIZE and BLOCK_BYTES). The
-// CPU twin is src/cpu/dequant.rs; results agree bit for bit up to fused multiply-adds.
+// Dequantise stored tensor bytes (F32, F16, BF16, GGUF blocks, MXFP4 or Squeeze's packed formats) to
+// f32: one thread per 32 consecutive elements, decoded by the shared block library
+// (shaders/blocks.wgsl, prepended with FORMAT, BLOCK_SIZE, BLOCK_BYTES and BITS). The CPU twin is
+// src/cpu/dequant.rs; results agree bit for bit up to fused multiply-adds.
 
 struct Shape {
-    n: u32,    // elements to decode: whole rows, so whole blocks
-    skip: u32, // bytes from the start of the binding to the first row (bindings start aligned)
-    _pad0: u32,
-    _pad1: u32,
+    n: u32,         // elements to decode: whole rows, so whole blocks
+    skip: u32,      // bytes from the start of the binding to the first row (bindings start aligned)
+    cols: u32,      // elements per row
+    row_bytes: u32, // stored bytes per row
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
@@ -28,7 +29,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         return;
     }
-    let y = load32(shape.skip, e);
+    // Block formats are addressed row by row: a packed row may end in a shorter block.
+    let y = load32(shape.skip + e / shape.cols * shape.row_bytes, e % shape.cols);
     for (var i = 0u; i < 8u; i++) {
         let at = e + 4u * i;
         out[at] = y[i].x;

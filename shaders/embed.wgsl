@@ -1,5 +1,5 @@
-// Rows of a weight table decoded as stored (the shared block library, shaders/blocks.wgsl, prepended
-// with FORMAT, BLOCK_SIZE and BLOCK_BYTES), 32 elements per thread:
+// Rows of a weight table decoded as stored in any format the shared block library (shaders/blocks.wgsl,
+// prepended with FORMAT, BLOCK_SIZE, BLOCK_BYTES and BITS) reads, 32 elements per thread:
 //   gather:   out[i] = table[ids[i]]: the token embedding. The table may be bound in row windows
 //             (row0 .. row0 + rows), one dispatch each; a token whose id lies outside is left alone.
 //   add_rows: x[x_row + r] += table[row0 + r]: GPT-2's learned position embedding.

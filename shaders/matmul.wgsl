@@ -1,6 +1,7 @@
-// out[i, out_col + j] = Σ_c x[i, c] · W[j, c] (+ bias[out_col + j]) with W read as stored: the
-// shared block library (shaders/blocks.wgsl, prepended with FORMAT, BLOCK_SIZE and BLOCK_BYTES)
-// decodes it 32 elements at a time, so this one body serves every format.
+// out[i, out_col + j] = Σ_c x[i, c] · W[j, c] (+ bias[out_col + j]) with W read as stored (F32, F16,
+// BF16, GGUF blocks, MXFP4 or Squeeze's packed formats): the shared block library (shaders/blocks.wgsl,
+// prepended with FORMAT, BLOCK_SIZE, BLOCK_BYTES and BITS) decodes it 32 elements at a time, so this
+// one body serves every format.
 //
 // One thread per row of W: it decodes a 32-element chunk of its row once, into registers, and uses it
 // for all TOKENS tokens of the dispatch (TOKENS = 1 is the matrix–vector case). Those tokens' x rows

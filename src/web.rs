@@ -2,8 +2,12 @@
 //! loaded model. Results cross to JavaScript as plain JSON-like objects; errors as `Error`s whose message
 //! is the human-readable problem.
 
+use crate::compress::recipe::{method_views, FORMATS};
+use crate::compress::{compress, Calibration, Outcome, Recipe};
 use crate::error::{Error, Result};
+use crate::eval::kld::compare_models;
 use crate::eval::perplexity::{perplexity, Convention};
+use crate::eval::weight_error::weight_error;
 use crate::eval::weight_stats::tensor_stats;
 use crate::formats::ByteSource;
 use crate::gpu::{Gpu, GpuOptions};
@@ -58,6 +62,8 @@ fn js_err(e: Error) -> JsError {
 pub struct Squeeze {
     gpu: Rc<Gpu>,
     model: RefCell<Option<Rc<LoadedModel>>>,
+    /// The result of the last `compress`; the original stays in `model`, unmodified.
+    compressed: RefCell<Option<Rc<LoadedModel>>>,
     /// Set by `stop()`; long operations check it between tokens or chunks.
     stop: Rc<Cell<bool>>,
 }
@@ -78,11 +84,38 @@ impl Progress for JsProgress<'_> {
     }
 }
 
+/// Compression options from the page; absent fields take the defaults.
+#[derive(Deserialize)]
+#[serde(default)]
+struct CompressOptions {
+    calib_text: Option<String>,
+    calib_tokens: usize,
+    calib_seq: usize,
+    eval_text: Option<String>,
+    ctx: usize,
+    chunks: usize,
+}
+
+impl Default for CompressOptions {
+    fn default() -> Self {
+        CompressOptions {
+            calib_text: None,
+            calib_tokens: 2048,
+            calib_seq: 256,
+            eval_text: None,
+            ctx: 256,
+            chunks: 4,
+        }
+    }
+}
+
 /// Generation options from the page; absent fields take the defaults.
 #[derive(Deserialize)]
 #[serde(default)]
 struct GenerateOptions {
     chat: bool,
+    /// Run the compressed model instead of the original.
+    compressed: bool,
     max_tokens: usize,
     greedy: bool,
     #[serde(flatten)]
@@ -91,7 +124,13 @@ struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { chat: true, max_tokens: 128, greedy: false, sampling: SamplingSettings::default() }
+        GenerateOptions {
+            chat: true,
+            compressed: false,
+            max_tokens: 128,
+            greedy: false,
+            sampling: SamplingSettings::default(),
+        }
     }
 }
 
@@ -100,7 +139,18 @@ impl Squeeze {
     /// Open the WebGPU device. Fails with an explanation when the browser offers no adapter.
     pub async fn create() -> std::result::Result<Squeeze, JsError> {
         let gpu = Gpu::new(GpuOptions::default()).await.map_err(js_err)?;
-        Ok(Squeeze { gpu: Rc::new(gpu), model: RefCell::new(None), stop: Rc::new(Cell::new(false)) })
+        Ok(Squeeze {
+            gpu: Rc::new(gpu),
+            model: RefCell::new(None),
+            compressed: RefCell::new(None),
+            stop: Rc::new(Cell::new(false)),
+        })
+    }
+
+    /// The compression methods: name, whether calibrated, a short explanation, parameters with their
+    /// defaults (`formats` lists what a step's `format` may name).
+    pub fn methods(&self) -> std::result::Result<JsValue, JsError> {
+        to_js(&serde_json::json!({ "methods": method_views(), "formats": FORMATS }))
     }
 
     pub fn gpu_info(&self) -> std::result::Result<JsValue, JsError> {
@@ -134,18 +184,21 @@ impl Squeeze {
         };
         let loaded = model::load(&self.gpu, &sources, &mut progress).await.map_err(js_err)?;
         let view = loaded.view();
+        self.compressed.replace(None);
         self.model.replace(Some(Rc::new(loaded)));
         to_js(&view)
     }
 
-    /// Histogram, quantiles, moments and per-output-channel max|w| of one tensor, computed on the GPU.
+    /// Histogram, quantiles, moments and per-output-channel max|w| of one tensor, computed on the GPU
+    /// (of the compressed model's tensor when `compressed`).
     pub async fn tensor_stats(
         &self,
         name: String,
         bins: u32,
         top_k: u32,
+        compressed: Option<bool>,
     ) -> std::result::Result<JsValue, JsError> {
-        let model = self.loaded()?;
+        let model = if compressed.unwrap_or(false) { self.compressed()? } else { self.loaded()? };
         let tensor = model.tensor(&name).map_err(js_err)?;
         let stats = tensor_stats(&self.gpu, tensor, bins, top_k as usize).await.map_err(js_err)?;
         to_js(&stats)
@@ -153,6 +206,65 @@ impl Squeeze {
 
     fn loaded(&self) -> std::result::Result<Rc<LoadedModel>, JsError> {
         self.model.borrow().clone().ok_or_else(|| JsError::new("no model is loaded"))
+    }
+
+    fn compressed(&self) -> std::result::Result<Rc<LoadedModel>, JsError> {
+        self.compressed.borrow().clone().ok_or_else(|| JsError::new("nothing has been compressed yet"))
+    }
+
+    /// Apply a recipe (JSON) to the loaded model, keeping the result beside the original, and measure
+    /// it: `options` = { calib_text, calib_tokens, calib_seq, eval_text, ctx, chunks } (calibration text
+    /// only for calibrated steps; evaluation when `eval_text` is given). `on_progress(phase, done,
+    /// total)`; `stop()` cancels between layers and chunks, leaving the previous result in place.
+    pub async fn compress(
+        &self,
+        recipe: String,
+        options: JsValue,
+        on_progress: js_sys::Function,
+    ) -> std::result::Result<JsValue, JsError> {
+        let options: CompressOptions = serde_wasm_bindgen::from_value(options)
+            .map_err(|e| JsError::new(&format!("compress options: {e}")))?;
+        let recipe = Recipe::parse(&recipe).map_err(js_err)?;
+        let model = self.loaded()?;
+        let tokenizer = model::tokenizer(&model.header).map_err(js_err)?;
+        self.stop.set(false);
+        let mut progress = JsProgress { callback: &on_progress, stop: self.stop.clone() };
+        let mut calib = tokenizer.encode(options.calib_text.as_deref().unwrap_or(""), false, false);
+        calib.truncate(options.calib_tokens);
+        let calibration = Calibration { tokens: &calib, seq_len: options.calib_seq };
+        let compressed =
+            compress(&self.gpu, &model, &recipe, Some(calibration), &mut progress).await.map_err(js_err)?;
+        let eval = match &options.eval_text {
+            Some(text) => {
+                let tokens = tokenizer.encode(text, tokenizer.adds_bos(), false);
+                let bos = tokenizer.adds_bos().then(|| tokenizer.bos());
+                let chunks = (options.chunks > 0).then_some(options.chunks);
+                let d = compare_models(
+                    &self.gpu,
+                    &model,
+                    &compressed.model,
+                    &tokens,
+                    options.ctx,
+                    chunks,
+                    bos,
+                    &mut progress,
+                )
+                .await
+                .map_err(js_err)?;
+                Some(d)
+            }
+            None => None,
+        };
+        self.compressed.replace(Some(Rc::new(compressed.model)));
+        to_js(&Outcome::new(compressed.report, eval))
+    }
+
+    /// Where compressing changed one tensor: a histogram of Ŵ − W and the positions kept as outliers.
+    pub async fn weight_error(&self, name: String, bins: u32) -> std::result::Result<JsValue, JsError> {
+        let (original, compressed) = (self.loaded()?, self.compressed()?);
+        let e =
+            weight_error(&self.gpu, &original, &compressed, &name, bins as usize).await.map_err(js_err)?;
+        to_js(&e)
     }
 
     /// Token ids of `text` (BOS only when the model adds one).
@@ -176,7 +288,7 @@ impl Squeeze {
             serde_wasm_bindgen::from_value(options)
                 .map_err(|e| JsError::new(&format!("generate options: {e}")))?
         };
-        let model = self.loaded()?;
+        let model = if options.compressed { self.compressed()? } else { self.loaded()? };
         let tokenizer = model::tokenizer(&model.header).map_err(js_err)?;
         let text = if options.chat {
             tokenizer.apply_chat_template(&[("user".to_string(), prompt)], true).map_err(js_err)?
@@ -241,6 +353,7 @@ impl Squeeze {
 
     /// Free the loaded model's GPU memory.
     pub fn close(&self) {
+        self.compressed.replace(None);
         self.model.replace(None);
     }
 }

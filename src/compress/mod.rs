@@ -1,4 +1,124 @@
 //! Compression: recipes of steps (quantise, prune, factorise) applied to a loaded model's tensors,
 //! the calibration that feeds them, and the report of what each step did.
+//!
+//! The loaded model is never modified: the result is a new `LoadedModel` that shares the GPU buffers
+//! of every tensor no step touched. Methods read each weight as f32 (the original decoded — for a
+//! quantised file that is exactly what it computes with) and write a stored format the kernels read.
 
+pub mod calib;
+pub mod linalg;
+mod methods;
+pub mod plan;
 pub mod quant;
+pub mod recipe;
+mod report;
+mod work;
+
+pub use recipe::{Recipe, Step, METHODS};
+pub use report::{CompressReport, Outcome, StepReport, TensorReport};
+
+use crate::error::Result;
+use crate::eval::now_ms;
+use crate::gpu::Gpu;
+use crate::model::config::ModelConfig;
+use crate::model::{LoadedModel, Progress};
+use calib::{Calibrator, Capture};
+use work::Work;
+
+/// Calibration text for the calibrated methods: token ids, cut into sequences of `seq_len`.
+pub struct Calibration<'a> {
+    pub tokens: &'a [u32],
+    pub seq_len: usize,
+}
+
+pub struct Compressed {
+    pub model: LoadedModel,
+    pub report: CompressReport,
+}
+
+/// Apply `recipe` to `original`, block by block; `calibration` is needed when a step is calibrated.
+pub async fn compress(
+    gpu: &Gpu,
+    original: &LoadedModel,
+    recipe: &Recipe,
+    calibration: Option<Calibration<'_>>,
+    progress: &mut impl Progress,
+) -> Result<Compressed> {
+    let start = now_ms();
+    let cfg = ModelConfig::from_header(&original.header)?;
+    let targets = plan::plan(recipe, &cfg, &original.header)?;
+    let mut work = Work::new(gpu, original, recipe);
+
+    // Tensors outside the blocks (embedding, output head) take data-free steps only; do them first.
+    for (index, (step, targets)) in recipe.steps.iter().zip(&targets).enumerate() {
+        let outside: Vec<_> = targets.iter().filter(|t| t.linear.is_none()).copied().collect();
+        if !outside.is_empty() {
+            methods::apply(&mut work, index, step, &outside, None).await?;
+        }
+    }
+    work.upload_pending()?;
+
+    let mut calibrator = match (recipe.needs_calibration(), calibration) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(crate::error::Error::Invalid(
+                "this recipe has calibrated steps: give calibration text".into(),
+            ))
+        }
+        (true, Some(c)) => {
+            progress.report("calibration", 0, cfg.n_layers as u64);
+            Some(Calibrator::new(gpu, &work.model, c.tokens, c.seq_len).await?)
+        }
+    };
+    let mut calib_ms = 0.0;
+    for l in 0..cfg.n_layers {
+        if progress.cancelled() {
+            return Err(crate::error::Error::Cancelled);
+        }
+        progress.report("compress", l as u64, cfg.n_layers as u64);
+        let in_layer = |ts: &[plan::Target]| -> Vec<plan::Target> {
+            ts.iter().filter(|t| matches!(t.linear, Some((tl, _)) if tl == l)).copied().collect()
+        };
+        let layer_steps: Vec<_> = recipe
+            .steps
+            .iter()
+            .zip(&targets)
+            .enumerate()
+            .map(|(i, (s, ts))| (i, s, in_layer(ts)))
+            .filter(|(_, _, ts)| !ts.is_empty())
+            .collect();
+        let calibrated = layer_steps.iter().any(|(_, s, _)| s.info().calibrated);
+        let mut stats = None;
+        if let Some(cal) = calibrator.as_mut() {
+            let t0 = now_ms();
+            // Capture this block's inputs (and, unless sequential, advance with the original block).
+            let capture = match calibrated {
+                true => {
+                    let hessian = layer_steps.iter().any(|(_, s, _)| methods::needs_hessian(s));
+                    Some(Capture::new(gpu, &cal.site_widths()?, hessian)?)
+                }
+                false => None,
+            };
+            if capture.is_some() || !recipe.sequential {
+                cal.run_block(gpu, &work.model, l, capture.as_ref(), !recipe.sequential, progress).await?;
+            }
+            if let Some(c) = &capture {
+                stats = Some(c.read(gpu, cal.tokens).await?);
+            }
+            calib_ms += now_ms() - t0;
+        }
+        for (index, step, ts) in &layer_steps {
+            methods::apply(&mut work, *index, step, ts, stats.as_mut()).await?;
+        }
+        work.upload_pending()?;
+        if let (Some(cal), true) = (calibrator.as_mut(), recipe.sequential) {
+            let t0 = now_ms();
+            cal.run_block(gpu, &work.model, l, None, true, progress).await?;
+            calib_ms += now_ms() - t0;
+        }
+    }
+    progress.report("compress", cfg.n_layers as u64, cfg.n_layers as u64);
+    gpu.finish().await?;
+    let tokens = calibrator.as_ref().map_or(0, |c| c.tokens);
+    Ok(work.finish(tokens, calib_ms / 1000.0, (now_ms() - start) / 1000.0))
+}

@@ -46,8 +46,15 @@ pub fn dequantize(dtype: DType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
     }
     let mut out = vec![0f32; n];
     let (block_bytes, block_size) = (dtype.block_bytes() as usize, dtype.block_size() as usize);
-    for (b, y) in bytes.chunks_exact(block_bytes).zip(out.chunks_exact_mut(block_size)) {
-        block(b, y);
+    // Packed rows end in a shorter block when the group does not divide them: walk them row by row.
+    let (row_bytes, row_len) = match dtype {
+        DType::Packed(p) => (p.row_bytes() as usize, p.cols as usize),
+        _ => (bytes.len(), n),
+    };
+    for (row, y_row) in bytes.chunks_exact(row_bytes).zip(out.chunks_exact_mut(row_len)) {
+        for (b, y) in row.chunks(block_bytes).zip(y_row.chunks_mut(block_size)) {
+            block(b, y);
+        }
     }
     Ok(out)
 }

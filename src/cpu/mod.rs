@@ -1,6 +1,8 @@
 //! Plain CPU twins of every GPU kernel: the definitions the kernels are tested against.
 
+pub mod actquant;
 pub mod attention;
+pub mod calib;
 pub mod dequant;
 pub mod elementwise;
 pub mod embed;
@@ -10,4 +12,5 @@ pub mod logits;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
+pub mod sparse;
 pub mod stats;

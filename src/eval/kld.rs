@@ -8,8 +8,9 @@
 //! resolution), never as a whole-text f32 array.
 
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::model::runner::Runner;
-use crate::model::Progress;
+use crate::model::{LoadedModel, Progress};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +65,79 @@ fn argmax(values: impl Iterator<Item = f64>) -> usize {
     values.enumerate().fold((0, f64::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best }).0
 }
 
+/// The base model's next-token log-probabilities on the scored rows of every chunk, kept compact so
+/// that many compressed models can be compared with one base run.
+pub struct BaseLogProbs {
+    ctx: usize,
+    bos: Option<u32>,
+    /// Per chunk: its tokens and the compact log-probabilities of its scored rows.
+    chunks: Vec<(Vec<u32>, Vec<CompactLogProbs>)>,
+}
+
+impl BaseLogProbs {
+    /// Run `base` over `tokens` in chunks of `ctx` (at most `max_chunks`), keeping the scored rows
+    /// (the second half of each chunk, as llama.cpp scores them).
+    pub async fn compute(
+        base: &mut Runner<'_>,
+        tokens: &[u32],
+        ctx: usize,
+        max_chunks: Option<usize>,
+        bos: Option<u32>,
+        progress: &mut impl Progress,
+    ) -> Result<BaseLogProbs> {
+        if ctx < 2 || tokens.len() < 2 * ctx {
+            return Err(Error::Invalid(format!(
+                "KL divergence at ctx {ctx} needs at least {} tokens",
+                2 * ctx
+            )));
+        }
+        let n = (tokens.len() / ctx).min(max_chunks.unwrap_or(usize::MAX));
+        let vocab = base.config().vocab;
+        let mut chunks = Vec::with_capacity(n);
+        for c in 0..n {
+            if progress.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            progress.report("base log-probs", c as u64, n as u64);
+            let chunk = tokens[c * ctx..(c + 1) * ctx].to_vec();
+            base.reset();
+            let rows = base
+                .logits_of(&with_bos(&chunk, bos), ctx / 2..ctx - 1)
+                .await?
+                .chunks(vocab)
+                .map(|row| CompactLogProbs::new(&log_softmax(row)))
+                .collect();
+            chunks.push((chunk, rows));
+        }
+        Ok(BaseLogProbs { ctx, bos, chunks })
+    }
+}
+
+fn with_bos(chunk: &[u32], bos: Option<u32>) -> Vec<u32> {
+    let mut ids = chunk.to_vec();
+    if let Some(bos) = bos {
+        ids[0] = bos;
+    }
+    ids
+}
+
+/// Compare a compressed `model` with the `base` it came from over `tokens` in chunks of `ctx`.
+#[allow(clippy::too_many_arguments)]
+pub async fn compare_models(
+    gpu: &Gpu,
+    base: &LoadedModel,
+    model: &LoadedModel,
+    tokens: &[u32],
+    ctx: usize,
+    max_chunks: Option<usize>,
+    bos: Option<u32>,
+    progress: &mut impl Progress,
+) -> Result<Divergence> {
+    let mut base_runner = Runner::new(gpu, base, ctx, ctx)?;
+    let mut runner = Runner::new(gpu, model, ctx, ctx)?;
+    kl_divergence(&mut base_runner, &mut runner, tokens, ctx, max_chunks, bos, progress).await
+}
+
 /// Compare `model` with `base` (same tokenizer) over `tokens` in chunks of `ctx`.
 pub async fn kl_divergence(
     base: &mut Runner<'_>,
@@ -74,40 +148,35 @@ pub async fn kl_divergence(
     bos: Option<u32>,
     progress: &mut impl Progress,
 ) -> Result<Divergence> {
-    let vocab = base.config().vocab;
-    if model.config().vocab != vocab {
+    let base = BaseLogProbs::compute(base, tokens, ctx, max_chunks, bos, progress).await?;
+    divergence_from(&base, model, progress).await
+}
+
+/// Compare `model` with a base whose log-probabilities were computed before.
+pub async fn divergence_from(
+    base: &BaseLogProbs,
+    model: &mut Runner<'_>,
+    progress: &mut impl Progress,
+) -> Result<Divergence> {
+    let vocab = model.config().vocab;
+    if base.chunks.first().is_some_and(|(_, rows)| rows.first().is_some_and(|r| r.values.len() != vocab)) {
         return Err(Error::Invalid(format!(
-            "the models have different vocabularies ({vocab} vs {}): KL divergence needs the same tokens",
-            model.config().vocab
+            "the models have different vocabularies (base {} vs {vocab}): KL divergence needs the same tokens",
+            base.chunks[0].1[0].values.len()
         )));
     }
-    if ctx < 2 || tokens.len() < 2 * ctx {
-        return Err(Error::Invalid(format!("KL divergence at ctx {ctx} needs at least {} tokens", 2 * ctx)));
-    }
-    let chunks = (tokens.len() / ctx).min(max_chunks.unwrap_or(usize::MAX));
+    let (ctx, n_chunks) = (base.ctx, base.chunks.len());
     let first = ctx / 2;
     let (mut kls, mut dps) = (Vec::new(), Vec::new());
     let (mut agree, mut nll_base, mut nll) = (0usize, 0f64, 0f64);
-    for c in 0..chunks {
+    for (c, (chunk, base_rows)) in base.chunks.iter().enumerate() {
         if progress.cancelled() {
             return Err(Error::Cancelled);
         }
-        progress.report("kl-divergence", c as u64, chunks as u64);
-        let chunk = &tokens[c * ctx..(c + 1) * ctx];
-        let mut ids = chunk.to_vec();
-        if let Some(bos) = bos {
-            ids[0] = bos;
-        }
-        base.reset();
-        let base_rows: Vec<CompactLogProbs> = base
-            .logits_of(&ids, first..ctx - 1)
-            .await?
-            .chunks(vocab)
-            .map(|row| CompactLogProbs::new(&log_softmax(row)))
-            .collect();
+        progress.report("kl-divergence", c as u64, n_chunks as u64);
         model.reset();
-        let logits = model.logits_of(&ids, first..ctx - 1).await?;
-        for (j, (row, b)) in logits.chunks(vocab).zip(&base_rows).enumerate() {
+        let logits = model.logits_of(&with_bos(chunk, base.bos), first..ctx - 1).await?;
+        for (j, (row, b)) in logits.chunks(vocab).zip(base_rows).enumerate() {
             let q = log_softmax(row);
             let kl: f64 = (0..vocab).map(|i| b.get(i).exp() * (b.get(i) - q[i])).sum();
             let correct = chunk[first + j + 1] as usize;
@@ -118,7 +187,7 @@ pub async fn kl_divergence(
             agree += usize::from(argmax((0..vocab).map(|i| b.get(i))) == argmax(q.iter().copied()));
         }
     }
-    progress.report("kl-divergence", chunks as u64, chunks as u64);
+    progress.report("kl-divergence", n_chunks as u64, n_chunks as u64);
     let n = kls.len() as f64;
     let mean = kls.iter().sum::<f64>() / n;
     let var = kls.iter().map(|k| (k - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
@@ -138,7 +207,7 @@ pub async fn kl_divergence(
         kld_p99: pct(99.0),
         kld_p99_9: pct(99.9),
         tokens: kls.len(),
-        chunks,
+        chunks: n_chunks,
     })
 }
 

@@ -2,6 +2,7 @@
 
 pub mod kld;
 pub mod perplexity;
+pub mod weight_error;
 pub mod weight_stats;
 
 /// Milliseconds since an arbitrary origin, for timing: `Instant` natively, `Date.now()` in the

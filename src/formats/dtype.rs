@@ -33,12 +33,31 @@ pub enum DType {
 }
 
 /// A Squeeze block format: `group` elements (a multiple of 32; a whole row for per-channel scales)
-/// share a header (scale, zero point) followed by their `bits`-wide codes. Layouts in `formats::packed`.
+/// share a header (scale, zero point) followed by their `bits`-wide codes. Blocks never span rows: a
+/// row of `cols` elements is ⌈cols/group⌉ blocks, the last one shorter when `group` does not divide
+/// `cols` (groups of 128 on SmolLM2's 576-wide rows end in a block of 64), so the type carries the row
+/// length. Layouts in `formats::packed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Packed {
     pub kind: PackedKind,
     pub bits: u8,
     pub group: u32,
+    /// Elements per row (a multiple of 32).
+    pub cols: u32,
+}
+
+impl Packed {
+    /// Stored bytes of `n` elements of one block.
+    pub fn block_bytes(&self, n: u64) -> u64 {
+        self.kind.header_bytes() + n * self.bits as u64 / 8
+    }
+
+    /// Stored bytes of one row.
+    pub fn row_bytes(&self) -> u64 {
+        let (cols, group) = (self.cols as u64, self.group as u64);
+        let tail = cols % group;
+        cols / group * self.block_bytes(group) + if tail > 0 { self.block_bytes(tail) } else { 0 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -151,12 +170,15 @@ impl DType {
             Q6_K => 210,
             Q8_K => 292,
             MXFP4 => 17,
-            Packed(p) => p.kind.header_bytes() + p.group as u64 * p.bits as u64 / 8,
+            Packed(p) => p.block_bytes(p.group as u64),
         }
     }
 
     /// Bytes needed for `n` elements; None when `n` is not a whole number of blocks or overflows.
     pub fn bytes_for(self, n: u64) -> Option<u64> {
+        if let Packed(p) = self {
+            return n.is_multiple_of(p.cols as u64).then(|| n / p.cols as u64 * p.row_bytes());
+        }
         if !n.is_multiple_of(self.block_size()) {
             return None;
         }

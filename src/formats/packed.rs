@@ -134,7 +134,7 @@ fn nearest_in(levels: &[f32], x: f32) -> usize {
 
 /// Append one block: `h` as stored, then `codes` (one per element, each < 2^bits) bit-packed.
 pub fn encode_block(p: Packed, h: BlockHeader, codes: &[u8], out: &mut Vec<u8>) {
-    debug_assert_eq!(codes.len(), p.group as usize);
+    debug_assert!(codes.len() <= p.group as usize);
     match p.kind {
         PackedKind::Fp8E4M3 | PackedKind::Fp8E5M2 => out.extend_from_slice(&h.d.to_le_bytes()),
         PackedKind::IntAsym => {
@@ -170,11 +170,11 @@ pub fn read_header(kind: PackedKind, block: &[u8]) -> BlockHeader {
     }
 }
 
-/// The codes of a stored block.
-pub fn read_codes(p: Packed, block: &[u8]) -> Vec<u8> {
+/// The `n` codes of a stored block (`p.group`, fewer in a row's last block).
+pub fn read_codes(p: Packed, block: &[u8], n: usize) -> Vec<u8> {
     let codes = &block[p.kind.header_bytes() as usize..];
     let b = p.bits as usize;
-    (0..p.group as usize)
+    (0..n)
         .map(|j| {
             let bit = j * b;
             let word = codes[bit / 8] as u16 | (*codes.get(bit / 8 + 1).unwrap_or(&0) as u16) << 8;
@@ -183,20 +183,23 @@ pub fn read_codes(p: Packed, block: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// Decode one stored block of `p` into `y` (`p.group` values).
+/// Decode one stored block of `p` into `y` (`p.group` values, fewer in a row's last block).
 pub fn decode_block(p: Packed, block: &[u8], y: &mut [f32]) {
-    let h = read_header(p.kind, block);
-    for (y, c) in y.iter_mut().zip(read_codes(p, block)) {
+    let (h, codes) = (read_header(p.kind, block), read_codes(p, block, y.len()));
+    for (y, c) in y.iter_mut().zip(codes) {
         *y = code_value(p.kind, p.bits, h, c);
     }
 }
 
-/// ggml's kvalues for MXFP4 (encoding is `compress::quant::grid`): E2M1 doubled, so that the E8M0 scale is halved (2^(e−128)).
+/// ggml's kvalues for MXFP4 (encoding is `compress::quant::grid`): E2M1 doubled, so that the E8M0
+/// scale is halved (2^(e−128)).
 const MXFP4_KVALUES: [f32; 16] = [0., 1., 2., 3., 4., 6., 8., 12., 0., -1., -2., -3., -4., -6., -8., -12.];
 
-/// 2^(e−128) for an E8M0 exponent byte, as ggml computes it.
-fn e8m0_half(e: u8) -> f32 {
-    2f32.powi(e as i32 - 128)
+/// 2^(e−128) for an E8M0 exponent byte, built from bits as ggml's `ggml_e8m0_to_fp32_half` does:
+/// e = 0 and 1 are the subnormals 2^−128 and 2^−127 (`2f32.powi(-128)` would give 0).
+pub fn e8m0_half(e: u8) -> f32 {
+    let bits = if e < 2 { 0x0020_0000 << e } else { (e as u32 - 1) << 23 };
+    f32::from_bits(bits)
 }
 
 /// Decode one 17-byte MXFP4 block into 32 values (ggml `dequantize_row_mxfp4`).

@@ -53,6 +53,9 @@ fn shader_source(name: &str) -> Option<&'static [&'static str]> {
         "attention" => &[include_str!("../../shaders/attention.wgsl")],
         "elementwise" => &[include_str!("../../shaders/elementwise.wgsl")],
         "logits" => &[REDUCE, include_str!("../../shaders/logits.wgsl")],
+        "calib" => &[include_str!("../../shaders/calib.wgsl")],
+        "actquant" => &[REDUCE, include_str!("../../shaders/actquant.wgsl")],
+        "sparse" => &[include_str!("../../shaders/sparse.wgsl")],
         _ => return None,
     })
 }

@@ -7,6 +7,8 @@ use crate::error::{Error, Result};
 use crate::formats::DType;
 use std::ops::Range;
 
+/// Cloning shares the buffer (wgpu buffers are reference-counted handles).
+#[derive(Clone)]
 pub struct GpuTensor {
     pub name: String,
     pub buffer: wgpu::Buffer,

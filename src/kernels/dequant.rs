@@ -14,7 +14,8 @@ const PER_THREAD: u64 = 32;
 struct Shape {
     n: u32,
     skip: u32,
-    _pad: [u32; 2],
+    cols: u32,
+    row_bytes: u32,
 }
 
 /// Decode rows `rows` of `t` into a new f32 storage buffer of (rows, cols), row-major. The work is
@@ -60,7 +61,12 @@ pub async fn dequantize(gpu: &Gpu, t: &GpuTensor, rows: Range<u64>) -> Result<wg
         })
         .await?;
     let out = gpu.storage_buffer(&format!("{} as f32", t.name), 4 * n, wgpu::BufferUsages::empty())?;
-    let shape = gpu.uniform(&Shape { n: n32, skip: window.skip as u32, _pad: [0; 2] });
+    let shape = gpu.uniform(&Shape {
+        n: n32,
+        skip: window.skip as u32,
+        cols: t.cols() as u32,
+        row_bytes: t.row_bytes() as u32,
+    });
     let groups = n.div_ceil(PER_THREAD).div_ceil(WORKGROUP);
     let mut encoder = gpu.encoder();
     gpu.dispatch(

@@ -4,11 +4,13 @@
 
 use super::config::{bias_name, ModelConfig, Role};
 use super::kv_cache::KvCache;
+use super::linear::Linear;
 use super::weights::{optional_f32_bias, Weights};
 use super::LoadedModel;
+use crate::compress::calib::{Capture, Site};
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor};
-use crate::kernels::{elementwise, embed::embed, matmul::matmul, norm::rms_norm, rope::rope};
+use crate::kernels::{elementwise, embed::embed, norm::rms_norm, rope::rope};
 
 /// Indices into `LoadedModel::tensors` of one block's weights.
 struct Block {
@@ -49,6 +51,15 @@ pub struct Workspace {
     up: wgpu::Buffer,
     /// silu(gate)·up, the input of the down projection.
     act: wgpu::Buffer,
+    /// Quantised activations for linears that quantise their input (as wide as the widest input).
+    scratch: wgpu::Buffer,
+}
+
+impl Workspace {
+    /// The residual stream, (batch, d_model).
+    pub fn residual(&self) -> &wgpu::Buffer {
+        &self.x
+    }
 }
 
 impl Llama {
@@ -98,6 +109,7 @@ impl Llama {
             gate: f32s("gate", c.d_ffn)?,
             up: f32s("up", c.d_ffn)?,
             act: f32s("act", c.d_ffn)?,
+            scratch: f32s("quantised activations", c.d_ffn.max(c.d_model).max(c.n_heads * c.head_dim))?,
         })
     }
 
@@ -124,37 +136,80 @@ impl Llama {
         let c = &self.cfg;
         let t = ids.len();
         cache.check_room(t, ws.batch)?;
+        self.embed(gpu, model, enc, ws, ids).await?;
+        for l in 0..self.blocks.len() {
+            self.block(gpu, model, enc, ws, cache, l, t, None).await?;
+        }
+        let tu = t as u32;
+        rms_norm(gpu, enc, &ws.x, &model.tensors[self.output_norm], &ws.h, tu, c.d_model as u32, c.norm_eps)
+            .await?;
+        cache.len += t;
+        Ok(&ws.h)
+    }
+
+    /// Record the embedding of `ids` into the residual stream `ws.x`.
+    pub async fn embed(
+        &self,
+        gpu: &Gpu,
+        model: &LoadedModel,
+        enc: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        ids: &[u32],
+    ) -> Result<()> {
+        gpu.queue.write_buffer(&ws.ids, 0, bytemuck::cast_slice(ids));
+        embed(gpu, enc, &model.tensors[self.embedding], &ws.ids, &ws.x, ids.len() as u32).await
+    }
+
+    /// Record block `l` on the `t` tokens of the residual stream `ws.x` (in place), at positions
+    /// `cache.len..` (the caller advances `cache.len`). With `capture`, the inputs of the block's linear
+    /// layers are accumulated into calibration statistics on the way.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn block(
+        &self,
+        gpu: &Gpu,
+        model: &LoadedModel,
+        enc: &mut wgpu::CommandEncoder,
+        ws: &Workspace,
+        cache: &KvCache,
+        l: usize,
+        t: usize,
+        capture: Option<&Capture>,
+    ) -> Result<()> {
+        let c = &self.cfg;
+        let b = &self.blocks[l];
         let w = |i: usize| &model.tensors[i];
         let tu = t as u32;
         let (d, hd) = (c.d_model as u32, c.head_dim as u32);
         let (heads, kv_heads) = (c.n_heads as u32, c.n_kv_heads as u32);
         let pos0 = cache.len as u32;
+        let observe = async |enc: &mut wgpu::CommandEncoder, site, x, k: usize| match capture {
+            Some(cap) => cap.record(gpu, enc, site, x, tu, k as u32).await,
+            None => Ok(()),
+        };
+        let lin = Linear { gpu, model, scratch: &ws.scratch, t: tu };
 
-        gpu.queue.write_buffer(&ws.ids, 0, bytemuck::cast_slice(ids));
-        embed(gpu, enc, w(self.embedding), &ws.ids, &ws.x, tu).await?;
-        for (l, b) in self.blocks.iter().enumerate() {
-            rms_norm(gpu, enc, &ws.x, w(b.attn_norm), &ws.h, tu, d, c.norm_eps).await?;
-            let q_bias = optional_f32_bias(gpu, b.q_bias.map(w)).await?;
-            let k_bias = optional_f32_bias(gpu, b.k_bias.map(w)).await?;
-            let v_bias = optional_f32_bias(gpu, b.v_bias.map(w)).await?;
-            matmul(gpu, enc, &ws.h, w(b.q), q_bias.as_ref(), &ws.q, tu).await?;
-            matmul(gpu, enc, &ws.h, w(b.k), k_bias.as_ref(), &ws.k, tu).await?;
-            matmul(gpu, enc, &ws.h, w(b.v), v_bias.as_ref(), &ws.v, tu).await?;
-            rope(gpu, enc, &ws.q, tu, heads, hd, pos0, c.rope_base, c.rope_mode).await?;
-            rope(gpu, enc, &ws.k, tu, kv_heads, hd, pos0, c.rope_base, c.rope_mode).await?;
-            cache.attend(gpu, enc, c, l, &ws.q, &ws.k, &ws.v, &ws.attn, t).await?;
-            matmul(gpu, enc, &ws.attn, w(b.attn_out), None, &ws.h, tu).await?;
-            elementwise::add_in_place(gpu, enc, &ws.x, &ws.h, tu * d).await?;
+        rms_norm(gpu, enc, &ws.x, w(b.attn_norm), &ws.h, tu, d, c.norm_eps).await?;
+        observe(enc, Site::AttnIn, &ws.h, c.d_model).await?;
+        let q_bias = optional_f32_bias(gpu, b.q_bias.map(w)).await?;
+        let k_bias = optional_f32_bias(gpu, b.k_bias.map(w)).await?;
+        let v_bias = optional_f32_bias(gpu, b.v_bias.map(w)).await?;
+        lin.run(enc, &ws.h, b.q, q_bias.as_ref(), &ws.q).await?;
+        lin.run(enc, &ws.h, b.k, k_bias.as_ref(), &ws.k).await?;
+        lin.run(enc, &ws.h, b.v, v_bias.as_ref(), &ws.v).await?;
+        rope(gpu, enc, &ws.q, tu, heads, hd, pos0, c.rope_base, c.rope_mode).await?;
+        rope(gpu, enc, &ws.k, tu, kv_heads, hd, pos0, c.rope_base, c.rope_mode).await?;
+        cache.attend(gpu, enc, c, l, &ws.q, &ws.k, &ws.v, &ws.attn, t).await?;
+        observe(enc, Site::AttnOutIn, &ws.attn, c.n_heads * c.head_dim).await?;
+        lin.run(enc, &ws.attn, b.attn_out, None, &ws.h).await?;
+        elementwise::add_in_place(gpu, enc, &ws.x, &ws.h, tu * d).await?;
 
-            rms_norm(gpu, enc, &ws.x, w(b.ffn_norm), &ws.h, tu, d, c.norm_eps).await?;
-            matmul(gpu, enc, &ws.h, w(b.gate), None, &ws.gate, tu).await?;
-            matmul(gpu, enc, &ws.h, w(b.up), None, &ws.up, tu).await?;
-            elementwise::swiglu(gpu, enc, &ws.gate, &ws.up, &ws.act, tu * c.d_ffn as u32).await?;
-            matmul(gpu, enc, &ws.act, w(b.down), None, &ws.h, tu).await?;
-            elementwise::add_in_place(gpu, enc, &ws.x, &ws.h, tu * d).await?;
-        }
-        rms_norm(gpu, enc, &ws.x, w(self.output_norm), &ws.h, tu, d, c.norm_eps).await?;
-        cache.len += t;
-        Ok(&ws.h)
+        rms_norm(gpu, enc, &ws.x, w(b.ffn_norm), &ws.h, tu, d, c.norm_eps).await?;
+        observe(enc, Site::FfnIn, &ws.h, c.d_model).await?;
+        lin.run(enc, &ws.h, b.gate, None, &ws.gate).await?;
+        lin.run(enc, &ws.h, b.up, None, &ws.up).await?;
+        elementwise::swiglu(gpu, enc, &ws.gate, &ws.up, &ws.act, tu * c.d_ffn as u32).await?;
+        observe(enc, Site::DownIn, &ws.act, c.d_ffn).await?;
+        lin.run(enc, &ws.act, b.down, None, &ws.h).await?;
+        elementwise::add_in_place(gpu, enc, &ws.x, &ws.h, tu * d).await
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod generate;
 pub mod gpt2;
 pub mod kv_cache;
+pub mod linear;
 pub mod llama;
 pub mod runner;
 pub mod sampler;
@@ -14,13 +15,17 @@ use crate::error::{Error, Result};
 use crate::eval::now_ms;
 use crate::formats::{self, ArchSummary, ByteSource, Container, ModelHeader};
 use crate::gpu::{row_chunks, Gpu, GpuTensor};
+use linear::LinearExtras;
 use serde::Serialize;
+use std::collections::HashMap;
 
 pub struct LoadedModel {
     pub header: ModelHeader,
     /// In the same order as `header.tensors`.
     pub tensors: Vec<GpuTensor>,
     pub timings: LoadTimings,
+    /// Run-time parts of compressed linear layers, by index into `tensors`.
+    pub extras: HashMap<usize, LinearExtras>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -106,7 +111,10 @@ impl LoadedModel {
     pub fn view(&self) -> ModelView {
         ModelView {
             timings: Some(self.timings),
-            gpu_bytes: Some(self.tensors.iter().map(|t| t.buffer.size()).sum()),
+            gpu_bytes: Some(
+                self.tensors.iter().map(|t| t.buffer.size()).sum::<u64>()
+                    + self.extras.values().map(LinearExtras::stored_bytes).sum::<u64>(),
+            ),
             ..ModelView::of_header(&self.header)
         }
     }
@@ -149,6 +157,7 @@ pub async fn load<S: ByteSource>(
         header,
         tensors,
         timings: LoadTimings { parse_ms: parsed - start, upload_ms: uploaded - parsed },
+        extras: HashMap::new(),
     })
 }
 

@@ -69,6 +69,18 @@ impl Architecture {
         }
     }
 
+    /// The layer-by-layer pieces that calibration drives (embed, one block at a time): the Llama family.
+    pub fn layered(&self) -> Result<(&Llama, &llama::Workspace)> {
+        match self {
+            Architecture::Llama(arch, ws) => Ok((arch, ws)),
+            Architecture::Gpt2(..) => Err(Error::unsupported(
+                "GPT-2",
+                "calibrated methods run layer by layer on the Llama family (SmolLM2, Llama, Qwen2) only; \
+                 GPT-2 models take the data-free ones (rtn, hqq, nf4, fp8_e4m3, fp8_e5m2, fp4, mxfp4, llm_int8)",
+            )),
+        }
+    }
+
     /// Record the forward pass of `ids` after what `cache` holds; the final hidden states, (t, d_model).
     pub async fn forward(
         &self,

@@ -1,6 +1,7 @@
 //! `squeeze bench`: how fast the model loads and runs here, and how much GPU memory it takes.
 
 use crate::{args, json, model_files, USAGE};
+use squeeze::compress::{compress, Calibration, Recipe};
 use squeeze::error::{Error, Result};
 use squeeze::eval::now_ms;
 use squeeze::eval::weight_stats::tensor_stats;
@@ -29,16 +30,40 @@ struct BenchReport {
     decode_tokens_per_s: f64,
     largest_tensor: String,
     stats_ms: f64,
+    /// With --recipe: the recipe, how long compressing took, and the compressed model's bytes (the
+    /// speeds above are then the compressed model's).
+    recipe: Option<String>,
+    compress_seconds: Option<f64>,
+    calib_seconds: Option<f64>,
+    compressed_bytes: Option<u64>,
 }
 
 fn no_progress(_: &str, _: u64, _: u64) {}
 
 pub async fn bench(raw: &[String]) -> Result<String> {
-    let args = args::parse(raw, &["json"], &[], USAGE)?;
+    let args = args::parse(raw, &["json"], &["recipe", "calib-file", "calib-tokens"], USAGE)?;
     args.expect_positional(1, "bench", USAGE)?;
     let gpu = Gpu::new(GpuOptions::default()).await?;
-    let loaded = model::load(&gpu, &model_files(&args.positional[0])?, &mut no_progress).await?;
-    let view = loaded.view();
+    let original = model::load(&gpu, &model_files(&args.positional[0])?, &mut no_progress).await?;
+    let view = original.view();
+    let compressed = match args.text("recipe") {
+        Some(path) => {
+            let read = |p: &str| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| Error::Io { file: p.to_string(), problem: e.to_string() })
+            };
+            let recipe = Recipe::parse(&read(path)?)?;
+            let mut calib = match args.text("calib-file") {
+                Some(f) => model::tokenizer(&original.header)?.encode(&read(f)?, false, false),
+                None => Vec::new(),
+            };
+            calib.truncate(args.value("calib-tokens", 512)?);
+            let calibration = Calibration { tokens: &calib, seq_len: 256 };
+            Some(compress(&gpu, &original, &recipe, Some(calibration), &mut no_progress).await?)
+        }
+        None => None,
+    };
+    let loaded = compressed.as_ref().map_or(&original, |c| &c.model);
 
     let largest = loaded
         .tensors
@@ -49,7 +74,7 @@ pub async fn bench(raw: &[String]) -> Result<String> {
     tensor_stats(&gpu, largest, 64, 8).await?;
     let stats = tensor_stats(&gpu, largest, 64, 8).await?;
 
-    let mut runner = Runner::new(&gpu, &loaded, PREFILL_TOKENS + DECODE_TOKENS, PREFILL_TOKENS)?;
+    let mut runner = Runner::new(&gpu, loaded, PREFILL_TOKENS + DECODE_TOKENS, PREFILL_TOKENS)?;
     let vocab = runner.config().vocab as u32;
     let prompt: Vec<u32> = (0..PREFILL_TOKENS as u32).map(|i| (i * 7919 + 13) % vocab).collect();
     runner.next_logits(&prompt[..8]).await?; // compile every kernel before timing
@@ -82,33 +107,44 @@ pub async fn bench(raw: &[String]) -> Result<String> {
         decode_tokens_per_s: DECODE_TOKENS as f64 * 1e3 / decode_ms,
         largest_tensor: largest.name.clone(),
         stats_ms: stats.ms,
+        recipe: compressed.as_ref().map(|c| c.report.recipe.to_json()),
+        compress_seconds: compressed.as_ref().map(|c| c.report.seconds),
+        calib_seconds: compressed.as_ref().map(|c| c.report.calib_seconds),
+        compressed_bytes: compressed.as_ref().map(|c| c.report.size_bytes),
     };
     if args.flag("json") {
         return Ok(json(&report));
     }
     let r = &report;
-    Ok(format!(
-        "model        {} on {} ({})\n\
+    let compressed = match (&r.recipe, r.compress_seconds, r.calib_seconds, r.compressed_bytes) {
+        (Some(recipe), Some(s), Some(c), Some(b)) => format!(
+            "compressed   {recipe}\n             in {s:.1} s ({c:.1} s calibrating), {b} bytes; speeds below are the compressed model's\n"
+        ),
+        _ => String::new(),
+    };
+    Ok(compressed
+        + &format!(
+            "model        {} on {} ({})\n\
          load         parse {:.1} ms, upload {:.1} ms ({} tensors)\n\
          GPU memory   weights {} bytes (file: {} bytes of tensor data), KV cache {} bytes for {} positions\n\
          prefill      {:.1} tokens/s ({} tokens in one batch)\n\
          decode       {:.1} tokens/s ({} tokens, greedy)\n\
          stats        {} in {:.1} ms (dequantise + histogram + channel max)\n",
-        r.model,
-        r.adapter,
-        r.backend,
-        r.parse_ms,
-        r.upload_ms,
-        r.tensors,
-        r.gpu_weight_bytes,
-        r.file_tensor_bytes,
-        r.kv_cache_bytes,
-        runner.cache.max_seq,
-        r.prefill_tokens_per_s,
-        r.prefill_tokens,
-        r.decode_tokens_per_s,
-        r.decode_tokens,
-        r.largest_tensor,
-        r.stats_ms
-    ))
+            r.model,
+            r.adapter,
+            r.backend,
+            r.parse_ms,
+            r.upload_ms,
+            r.tensors,
+            r.gpu_weight_bytes,
+            r.file_tensor_bytes,
+            r.kv_cache_bytes,
+            runner.cache.max_seq,
+            r.prefill_tokens_per_s,
+            r.prefill_tokens,
+            r.decode_tokens_per_s,
+            r.decode_tokens,
+            r.largest_tensor,
+            r.stats_ms
+        ))
 }

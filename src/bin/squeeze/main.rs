@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod compress;
 mod inspect;
 mod run;
 
@@ -21,7 +22,12 @@ const USAGE: &str = "usage: squeeze <command> <model> …
   generate   <model> --prompt TEXT [--max-tokens N] [--chat]
              [--greedy | --temperature T --top-k K --top-p P --seed S] [--repeat-penalty R] [--json]
   perplexity <model> --text-file F [--ctx 512] [--chunks N] [--all-tokens] [--json]
-  bench      <model> [--json]                          load time, prefill/decode tokens/s, GPU memory
+  compress   <model> --recipe R.json [--calib-file F] [--calib-tokens 4096] [--calib-seq 512]
+             [--eval-file E [--ctx 512] [--chunks N]] [--json]
+                                                       apply a recipe; size, bpw, PPL and KLD vs the original
+  bench      <model> [--recipe R.json [--calib-file F] [--calib-tokens 512]] [--json]
+                                                       load time, compression time, prefill/decode
+                                                       tokens/s (of the compressed model), GPU memory
 <model>: a .gguf file, a .safetensors file, or a Hugging Face model directory";
 
 fn main() -> ExitCode {
@@ -51,6 +57,7 @@ async fn dispatch(raw: &[String]) -> Result<String> {
         "generate" => run::generate(rest).await,
         "perplexity" => run::perplexity(rest).await,
         "bench" => bench::bench(rest).await,
+        "compress" => compress::compress(rest).await,
         _ => Err(Error::Invalid(format!("unknown command '{command}'\n{USAGE}"))),
     }
 }

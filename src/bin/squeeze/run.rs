@@ -13,7 +13,7 @@ use std::io::Write as _;
 
 fn no_progress(_: &str, _: u64, _: u64) {}
 
-async fn load(path: &str) -> Result<(Gpu, LoadedModel)> {
+pub async fn load(path: &str) -> Result<(Gpu, LoadedModel)> {
     let gpu = Gpu::new(GpuOptions::default()).await?;
     let loaded = model::load(&gpu, &model_files(path)?, &mut no_progress).await?;
     Ok((gpu, loaded))

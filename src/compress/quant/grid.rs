@@ -72,13 +72,19 @@ impl Format {
     /// The stored type of a row of `cols` elements, or why this format cannot hold it.
     pub fn dtype(&self, cols: usize) -> Result<DType> {
         let group = self.group_len(cols);
-        if group == 0 || !group.is_multiple_of(32) || !cols.is_multiple_of(group) {
+        if group == 0
+            || !group.is_multiple_of(32)
+            || !cols.is_multiple_of(32)
+            || !(cols % group).is_multiple_of(32)
+        {
             return Err(Error::Invalid(format!(
-                "{} needs rows in whole blocks of a multiple of 32 elements; rows of {cols} do not split into blocks of {group}",
+                "{} needs rows of a multiple of 32 elements in blocks of a multiple of 32; rows of {cols} \
+                 in blocks of {group} are not",
                 self.describe()
             )));
         }
-        let packed = |kind, bits| DType::Packed(Packed { kind, bits, group: group as u32 });
+        let packed =
+            |kind, bits| DType::Packed(Packed { kind, bits, group: group as u32, cols: cols as u32 });
         Ok(match self.scheme {
             Scheme::Int { bits, .. } if !(2..=8).contains(&bits) => {
                 return Err(Error::Invalid(format!("integer grids have 2 to 8 bits, not {bits}")))
@@ -126,15 +132,19 @@ impl Format {
         best.1
     }
 
+    /// Whether the whole tensor shares one grid (the GGUF block schemes always have blocks of 32).
+    pub fn per_tensor(&self) -> bool {
+        self.granularity == Granularity::Tensor
+            && !matches!(self.scheme, Scheme::Q8_0 | Scheme::Q4_0 | Scheme::Q4_1 | Scheme::Mxfp4)
+    }
+
     /// Grids for a (rows, cols) matrix `w`: one per block, row-major; per-tensor formats share one.
     pub fn fit_all(&self, w: &[f32], rows: usize, cols: usize) -> Vec<Grid> {
         let group = self.group_len(cols);
-        if self.granularity == Granularity::Tensor
-            && !matches!(self.scheme, Scheme::Q8_0 | Scheme::Q4_0 | Scheme::Q4_1 | Scheme::Mxfp4)
-        {
+        if self.per_tensor() {
             return vec![self.fit(w); rows];
         }
-        w.chunks_exact(group).take(rows * cols / group).map(|g| self.fit(g)).collect()
+        blocks(&w[..rows * cols], cols, group).map(|g| self.fit(g)).collect()
     }
 }
 
@@ -173,7 +183,7 @@ impl Grid {
             Scheme::Q4_1 => Grid { scheme, d: f16((hi - lo) / 15.0), z: f16(lo) },
             Scheme::Mxfp4 => {
                 let e = if amax > 0.0 { (amax.log2().floor() - 2.0 + 127.0).clamp(0.0, 254.0) } else { 0.0 };
-                Grid { scheme, d: 2f32.powi(e as i32 - 128), z: e }
+                Grid { scheme, d: packed::e8m0_half(e as u8), z: e }
             }
         }
     }
@@ -184,8 +194,9 @@ impl Grid {
         match self.scheme {
             Scheme::Int { bits, sym } => {
                 let maxq = ((1u32 << bits) - 1) as f32;
+                // z inside the rounding: the nearest level also when z is not an integer (HQQ).
                 let z = if sym { (1u32 << (bits - 1)) as f32 } else { self.z };
-                ((x * inv(self.d)).round() + z).clamp(0.0, maxq) as u8
+                (x * inv(self.d) + z).round().clamp(0.0, maxq) as u8
             }
             Scheme::Nf4 => packed::nearest_code(PackedKind::Nf4, x * inv(self.d)),
             Scheme::Fp4 => packed::nearest_code(PackedKind::Fp4, x * inv(self.d)),
@@ -229,6 +240,12 @@ impl Grid {
     }
 }
 
+/// A (rows, cols) matrix's blocks in storage order: each row cut into groups of `group`, the last one
+/// shorter when `group` does not divide the row.
+pub fn blocks<T>(matrix: &[T], cols: usize, group: usize) -> impl Iterator<Item = &[T]> {
+    matrix.chunks_exact(cols).flat_map(move |row| row.chunks(group))
+}
+
 /// A matrix stored in a quantised format, with the values it decodes to.
 pub struct Quantized {
     pub dtype: DType,
@@ -244,7 +261,7 @@ pub fn pack(format: &Format, rows: usize, cols: usize, grids: &[Grid], codes: &[
     let group = format.group_len(cols);
     let mut bytes = Vec::with_capacity(dtype.bytes_for((rows * cols) as u64).unwrap_or(0) as usize);
     let mut values = Vec::with_capacity(rows * cols);
-    for (b, (codes, grid)) in codes.chunks_exact(group).zip(grids).enumerate() {
+    for (b, (codes, grid)) in blocks(codes, cols, group).zip(grids).enumerate() {
         values.extend(codes.iter().map(|&c| grid.value(c)));
         let f16 = |v: f32| half::f16::from_f32(v).to_le_bytes();
         let nibbles = |out: &mut Vec<u8>| out.extend((0..16).map(|j| codes[j] | (codes[j + 16] << 4)));
@@ -277,13 +294,33 @@ pub fn pack(format: &Format, rows: usize, cols: usize, grids: &[Grid], codes: &[
 
 /// Round-to-nearest: fit every block's grid and round each weight onto it.
 pub fn quantize_rtn(format: &Format, w: &[f32], rows: usize, cols: usize) -> Result<Quantized> {
+    format.dtype(cols)?; // before fit_all, which needs whole blocks
+    quantize_with_grids(w, rows, cols, format, &format.fit_all(w, rows, cols))
+}
+
+/// Round each weight of a (rows, cols) matrix onto its block's grid from `grids` (one per block,
+/// row-major), chosen by the caller (RTN, AWQ's clip search, HQQ).
+pub fn quantize_with_grids(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    format: &Format,
+    grids: &[Grid],
+) -> Result<Quantized> {
     format.dtype(cols)?;
     let group = format.group_len(cols);
-    let grids = format.fit_all(w, rows, cols);
-    let codes: Vec<u8> = w
-        .chunks_exact(group)
-        .zip(&grids)
+    if w.len() != rows * cols || grids.len() != rows * cols.div_ceil(group) {
+        return Err(Error::Invalid(format!(
+            "a ({rows}, {cols}) matrix in blocks of {group} needs {} weights and {} grids, not {} and {}",
+            rows * cols,
+            rows * cols.div_ceil(group),
+            w.len(),
+            grids.len()
+        )));
+    }
+    let codes: Vec<u8> = blocks(w, cols, group)
+        .zip(grids)
         .flat_map(|(values, grid)| values.iter().map(|&v| grid.code(v)))
         .collect();
-    pack(format, rows, cols, &grids, &codes)
+    pack(format, rows, cols, grids, &codes)
 }

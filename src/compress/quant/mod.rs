@@ -1,3 +1,8 @@
-//! Quantisation: grids and storage formats (`grid`), and the methods that choose codes on them.
+//! Quantisation: grids and storage formats (`grid`), the methods that choose codes on them (`gptq`,
+//! `awq`, `hqq`), and scales that make weights easier to quantise (`smoothquant`).
 
+pub mod awq;
+pub mod gptq;
 pub mod grid;
+pub mod hqq;
+pub mod smoothquant;

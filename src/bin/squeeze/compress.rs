@@ -1,0 +1,115 @@
+//! `squeeze compress`: apply a recipe, then measure the result against the original (perplexity of
+//! both, KL divergence, top-1 agreement) and print the report.
+
+use crate::run::load;
+use crate::{args, json, USAGE};
+use squeeze::compress::{compress as run_recipe, Calibration, Outcome, Recipe};
+use squeeze::error::{Error, Result};
+use squeeze::eval::kld::compare_models;
+use squeeze::model;
+
+fn read(path: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::Io { file: path.to_string(), problem: e.to_string() })
+}
+
+pub async fn compress(raw: &[String]) -> Result<String> {
+    let args = args::parse(
+        raw,
+        &["json"],
+        &["recipe", "calib-file", "calib-tokens", "calib-seq", "eval-file", "ctx", "chunks"],
+        USAGE,
+    )?;
+    args.expect_positional(1, "compress", USAGE)?;
+    let recipe_path =
+        args.text("recipe").ok_or_else(|| Error::Invalid(format!("--recipe is required\n{USAGE}")))?;
+    let recipe = Recipe::parse(&read(recipe_path)?).map_err(|e| match e {
+        Error::Invalid(m) => Error::Invalid(format!("{recipe_path}: {m}")),
+        other => other,
+    })?;
+    let (gpu, loaded) = load(&args.positional[0]).await?;
+    let tokenizer = model::tokenizer(&loaded.header)?;
+    let json_out = args.flag("json");
+    let mut progress = |phase: &str, done: u64, total: u64| {
+        if !json_out {
+            eprint!("\r{phase} [{done}/{total}]   ");
+        }
+    };
+
+    let calib_tokens = match args.text("calib-file") {
+        Some(path) => {
+            let mut ids = tokenizer.encode(&read(path)?, false, false);
+            ids.truncate(args.value("calib-tokens", 4096)?);
+            ids
+        }
+        None if recipe.needs_calibration() => {
+            return Err(Error::Invalid("this recipe has calibrated steps: give --calib-file".into()))
+        }
+        None => Vec::new(),
+    };
+    let calibration = Calibration { tokens: &calib_tokens, seq_len: args.value("calib-seq", 512)? };
+    let compressed = run_recipe(&gpu, &loaded, &recipe, Some(calibration), &mut progress).await?;
+
+    let eval = match args.text("eval-file") {
+        Some(path) => {
+            let tokens = tokenizer.encode(&read(path)?, tokenizer.adds_bos(), false);
+            let bos = tokenizer.adds_bos().then(|| tokenizer.bos());
+            let (ctx, chunks) = (args.value("ctx", 512)?, args.optional("chunks")?);
+            Some(
+                compare_models(&gpu, &loaded, &compressed.model, &tokens, ctx, chunks, bos, &mut progress)
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let outcome = Outcome::new(compressed.report, eval);
+    if json_out {
+        return Ok(json(&outcome));
+    }
+    Ok(text_report(&outcome))
+}
+
+fn text_report(o: &Outcome) -> String {
+    let r = &o.report;
+    let mut s = format!("\n{}\n", r.recipe.to_json());
+    s += &format!(
+        "size {:.2} MB (was {:.2} MB), {:.3} bits/weight over the model, {:.3} over the {} rewritten tensors\n",
+        r.size_bytes as f64 / 1e6,
+        r.size_bytes_original as f64 / 1e6,
+        r.bpw,
+        r.bpw_compressed,
+        r.tensors.len()
+    );
+    s += &format!("{:.1} s ({:.1} s calibration on {} tokens)\n", r.seconds, r.calib_seconds, r.calib_tokens);
+    for st in &r.steps {
+        s += &format!("  {:<12} {:>4} tensors {:>8.1} s\n", st.method, st.tensors, st.seconds);
+        for n in &st.notes {
+            s += &format!("      {n}\n");
+        }
+    }
+    s += "  layer  tensor                         format        bpw    rel.MSE   out.err\n";
+    for t in &r.tensors {
+        s += &format!(
+            "  {:>5}  {:<30} {:<12} {:>5.2}  {:>9.2e} {:>9}\n",
+            t.layer.map_or("-".into(), |l| l.to_string()),
+            t.name,
+            t.dtype_after,
+            t.bpw,
+            t.rel_mse,
+            t.output_err.map_or("-".into(), |e| format!("{e:.2e}"))
+        );
+    }
+    if let Some(e) = &o.eval {
+        s += &format!(
+            "PPL {:.4} (original {:.4}), KLD {:.5} ± {:.5}, top-1 {:.2}%, RMS Δp {:.3}%  ({} tokens in {} chunks)\n",
+            e.ppl,
+            e.ppl_base,
+            e.kld,
+            e.kld_err,
+            100.0 * e.top1,
+            100.0 * e.dp_rms,
+            e.tokens,
+            e.chunks
+        );
+    }
+    s
+}

@@ -1,0 +1,360 @@
+//! A compression recipe: plain data, the same JSON for the page, its URL and the command line.
+//!
+//! `{"steps": [{"method": "gptq", "bits": 3, "group": 128, "target": "blk\\."}, …], "sequential": true}`
+//!
+//! Steps apply in order. `target` is a regular expression over the model's own tensor names (default:
+//! every linear layer of every block); only matrices are affected. Each method accepts the common
+//! parameters it uses (`bits`, `group` — positive: group size along the input dimension, 0: one scale
+//! per output channel, −1: one per tensor —, `sym`, `format`, `search`) plus its own knobs with the
+//! reference implementations' defaults. Unknown methods or parameters are refused with the valid list.
+
+use super::quant::grid::{Format, Granularity, Scheme};
+use crate::error::{Error, Result};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+/// One method: its name, what it needs, a two-sentence explanation, and its parameters' defaults.
+pub struct MethodInfo {
+    pub name: &'static str,
+    /// Whether it runs calibration text through the model first.
+    pub calibrated: bool,
+    pub about: &'static str,
+    defaults: fn() -> Value,
+}
+
+/// A method as the page lists it: name, whether it calibrates, explanation, parameters with defaults.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodView {
+    pub name: &'static str,
+    pub calibrated: bool,
+    pub about: String,
+    pub defaults: Value,
+}
+
+/// Every method for the page (explanations on one line).
+pub fn method_views() -> Vec<MethodView> {
+    METHODS
+        .iter()
+        .map(|m| MethodView {
+            name: m.name,
+            calibrated: m.calibrated,
+            about: m.about.split_whitespace().collect::<Vec<_>>().join(" "),
+            defaults: (m.defaults)(),
+        })
+        .collect()
+}
+
+/// The storage grids a step's `format` may name.
+pub const FORMATS: &[&str] = &["int", "q8_0", "q4_0", "q4_1", "nf4", "fp4", "fp8_e4m3", "fp8_e5m2", "mxfp4"];
+
+/// Every method, in the order the page lists them.
+pub const METHODS: &[MethodInfo] = &[
+    MethodInfo {
+        name: "rtn",
+        calibrated: false,
+        about: "Round to nearest: each group of weights gets a scale (and zero point) from its range, and \
+                every weight is rounded to the nearest level. Fast and data-free; the baseline every other \
+                method is measured against.",
+        defaults: || json!({"bits": 4, "group": 128, "sym": false, "format": "int", "search": false}),
+    },
+    MethodInfo {
+        name: "hqq",
+        calibrated: false,
+        about: "Half-Quadratic Quantization: keeps the scale but optimises each group's zero point so the \
+                rounding error is sparse (a robust lp-norm, p < 1). Data-free and fast.",
+        defaults: || json!({"bits": 4, "group": 64, "iters": 20}),
+    },
+    MethodInfo {
+        name: "gptq",
+        calibrated: true,
+        about: "Quantises one input column at a time and spreads each rounding error over the columns not \
+                yet quantised, weighted by the inverse Hessian of the layer's inputs (XᵀX). Needs calibration \
+                text; much better than rounding at 3–4 bits.",
+        defaults: || {
+            json!({"bits": 4, "group": 128, "sym": false, "format": "int", "search": false,
+                   "damp": 0.01, "block": 128, "act_order": false})
+        },
+    },
+    MethodInfo {
+        name: "awq",
+        calibrated: true,
+        about: "Activation-aware: input channels with large activations matter most, so their weights are \
+                scaled up before rounding (s = mean|x|^α, α searched) and the inverse scale is folded into \
+                the preceding operation; then each group's clipping range is searched.",
+        defaults: || {
+            json!({"bits": 4, "group": 128, "sym": false, "format": "int", "grid": 20, "clip": true})
+        },
+    },
+    MethodInfo {
+        name: "smoothquant",
+        calibrated: true,
+        about: "W8A8: moves activation outliers into the weights (x/s, W·s with s = max|x|^α / max|W|^(1−α)) \
+                so both can be 8-bit; activations are quantised per token at run time.",
+        defaults: || json!({"alpha": 0.8, "bits": 8}),
+    },
+    MethodInfo {
+        name: "llm_int8",
+        calibrated: false,
+        about: "LLM.int8(): int8 weights per output channel and int8 activations per token, except the \
+                input features where some |x| ≥ threshold (systematic outliers), which are multiplied in \
+                16-bit precision.",
+        defaults: || json!({"threshold": 6.0}),
+    },
+    MethodInfo {
+        name: "spqr",
+        calibrated: true,
+        about: "GPTQ with small groups that keeps the few weights whose rounding error would be largest \
+                (relative to the row's) in 16 bit, stored sparsely beside the low-bit matrix.",
+        defaults: || {
+            json!({"bits": 3, "group": 32, "sym": false, "damp": 0.01, "block": 128, "act_order": false,
+                   "threshold": 0.2})
+        },
+    },
+    MethodInfo {
+        name: "owq",
+        calibrated: true,
+        about: "Outlier-aware weight quantization: the input columns most sensitive to rounding \
+                (Hessian diagonal × error) stay in 16 bit; GPTQ quantises the rest.",
+        defaults: || {
+            json!({"bits": 4, "group": 128, "sym": false, "damp": 0.01, "block": 128, "act_order": false,
+                   "keep": 0.01})
+        },
+    },
+    MethodInfo {
+        name: "nf4",
+        calibrated: false,
+        about: "NormalFloat4 (QLoRA): 16 levels placed at the quantiles of a normal distribution, scaled by \
+                each block's absmax — suited to bell-shaped weights.",
+        defaults: || json!({"group": 64}),
+    },
+    MethodInfo {
+        name: "fp8_e4m3",
+        calibrated: false,
+        about: "8-bit floating point with 4 exponent and 3 mantissa bits (max 448), one scale per output \
+                channel: relative precision everywhere, no zero point.",
+        defaults: || json!({"group": 0}),
+    },
+    MethodInfo {
+        name: "fp8_e5m2",
+        calibrated: false,
+        about: "8-bit floating point with 5 exponent and 2 mantissa bits: more range, less precision than \
+                E4M3.",
+        defaults: || json!({"group": 0}),
+    },
+    MethodInfo {
+        name: "fp4",
+        calibrated: false,
+        about: "4-bit floating point E2M1 (±0, 0.5, 1, 1.5, 2, 3, 4, 6) with an f16 scale per group.",
+        defaults: || json!({"group": 32}),
+    },
+    MethodInfo {
+        name: "mxfp4",
+        calibrated: false,
+        about: "OCP microscaling FP4: blocks of 32 E2M1 values share a power-of-two (E8M0) scale — 4.25 bits \
+                per weight, as GGUF's MXFP4 stores it.",
+        defaults: || json!({}),
+    },
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recipe {
+    pub steps: Vec<Step>,
+    /// Calibrate each layer on the outputs of the already-compressed layers before it (GPTQ's
+    /// convention); otherwise on the original model's.
+    pub sequential: bool,
+}
+
+/// One step with every parameter resolved (given or default).
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(flatten)]
+    pub params: Map<String, Value>,
+}
+
+impl Recipe {
+    pub fn parse(json: &str) -> Result<Recipe> {
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| Error::Invalid(format!("recipe: not valid JSON: {e}")))?;
+        Recipe::from_value(&value)
+    }
+
+    pub fn from_value(value: &Value) -> Result<Recipe> {
+        let obj = value.as_object().ok_or_else(|| invalid("a recipe is an object with \"steps\""))?;
+        for key in obj.keys() {
+            if key != "steps" && key != "sequential" {
+                return Err(invalid(&format!("unknown key \"{key}\" (valid: steps, sequential)")));
+            }
+        }
+        let steps = obj
+            .get("steps")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("\"steps\" must be a list of steps"))?;
+        if steps.is_empty() {
+            return Err(invalid("\"steps\" is empty: add at least one step"));
+        }
+        let sequential = match obj.get("sequential") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid("\"sequential\" must be true or false")),
+        };
+        let steps: Result<Vec<Step>> =
+            steps.iter().enumerate().map(|(i, s)| Step::from_value(s).map_err(|e| at_step(i, e))).collect();
+        Ok(Recipe { steps: steps?, sequential })
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a recipe serialises")
+    }
+
+    pub fn needs_calibration(&self) -> bool {
+        self.steps.iter().any(|s| s.info().calibrated)
+    }
+}
+
+fn invalid(what: &str) -> Error {
+    Error::Invalid(format!("recipe: {what}"))
+}
+
+fn at_step(i: usize, e: Error) -> Error {
+    match e {
+        Error::Invalid(m) => Error::Invalid(m.replacen("recipe:", &format!("recipe step {}:", i + 1), 1)),
+        other => other,
+    }
+}
+
+pub fn method_info(name: &str) -> Result<&'static MethodInfo> {
+    METHODS.iter().find(|m| m.name == name).ok_or_else(|| {
+        let valid: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
+        invalid(&format!("unknown method \"{name}\" (valid: {})", valid.join(", ")))
+    })
+}
+
+impl Step {
+    fn from_value(value: &Value) -> Result<Step> {
+        let obj = value.as_object().ok_or_else(|| invalid("a step is an object with a \"method\""))?;
+        let method = obj
+            .get("method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("a step needs \"method\": a method name"))?;
+        let info = method_info(method)?;
+        let mut params = match (info.defaults)() {
+            Value::Object(m) => m,
+            _ => unreachable!("defaults are objects"),
+        };
+        let mut target = None;
+        for (key, v) in obj {
+            match key.as_str() {
+                "method" => {}
+                "target" => {
+                    let t = v.as_str().ok_or_else(|| invalid("\"target\" must be a regular expression"))?;
+                    regex::Regex::new(t).map_err(|e| invalid(&format!("target \"{t}\": {e}")))?;
+                    target = Some(t.to_string());
+                }
+                _ => {
+                    let default = params.get(key).ok_or_else(|| {
+                        let mut valid: Vec<&str> = params.keys().map(String::as_str).collect();
+                        valid.push("target");
+                        invalid(&format!("{method} has no parameter \"{key}\" (valid: {})", valid.join(", ")))
+                    })?;
+                    if std::mem::discriminant(default) != std::mem::discriminant(v) {
+                        return Err(invalid(&format!("{method}.{key} must be like {default}, not {v}")));
+                    }
+                    params.insert(key.clone(), v.clone());
+                }
+            }
+        }
+        let step = Step { method: method.to_string(), target, params };
+        step.check()?;
+        Ok(step)
+    }
+
+    pub fn info(&self) -> &'static MethodInfo {
+        method_info(&self.method).expect("steps are parsed from known methods")
+    }
+
+    pub fn f64(&self, key: &str) -> f64 {
+        self.params[key].as_f64().unwrap_or_else(|| panic!("{} has a numeric {key}", self.method))
+    }
+
+    pub fn usize(&self, key: &str) -> usize {
+        self.f64(key) as usize
+    }
+
+    pub fn bool(&self, key: &str) -> bool {
+        self.params[key].as_bool().unwrap_or_else(|| panic!("{} has a boolean {key}", self.method))
+    }
+
+    fn get_i64(&self, key: &str) -> Option<i64> {
+        self.params.get(key).and_then(Value::as_i64)
+    }
+
+    /// Parameter ranges, checked once at parse time so the methods can trust them.
+    fn check(&self) -> Result<()> {
+        let m = &self.method;
+        if let Some(bits) = self.get_i64("bits") {
+            if !(2..=8).contains(&bits) {
+                return Err(invalid(&format!("{m}.bits must be 2 to 8, not {bits}")));
+            }
+        }
+        if let Some(g) = self.get_i64("group") {
+            if g < -1 || (g > 0 && g % 32 != 0) {
+                return Err(invalid(&format!(
+                    "{m}.group must be a positive multiple of 32, 0 (per channel) or −1 (per tensor), not {g}"
+                )));
+            }
+        }
+        if let Some(f) = self.params.get("format").and_then(Value::as_str) {
+            if !FORMATS.contains(&f) {
+                return Err(invalid(&format!(
+                    "{m}.format \"{f}\" is unknown (valid: {})",
+                    FORMATS.join(", ")
+                )));
+            }
+        }
+        for (key, lo, hi) in
+            [("damp", 0.0, 1.0), ("alpha", 0.0, 1.0), ("keep", 0.0, 0.5), ("threshold", 0.0, 1e6)]
+        {
+            if let Some(v) = self.params.get(key).and_then(Value::as_f64) {
+                if !(lo..=hi).contains(&v) {
+                    return Err(invalid(&format!("{m}.{key} must lie in [{lo}, {hi}], not {v}")));
+                }
+            }
+        }
+        self.format()?;
+        Ok(())
+    }
+
+    /// The storage format this step writes, for the methods that quantise weights.
+    pub fn format(&self) -> Result<Format> {
+        let bits = self.get_i64("bits").unwrap_or(8) as u8;
+        let sym = self.params.get("sym").and_then(Value::as_bool).unwrap_or(true);
+        let granularity = match self.get_i64("group").unwrap_or(32) {
+            -1 => Granularity::Tensor,
+            0 => Granularity::Channel,
+            g => Granularity::Group(g as u32),
+        };
+        let named = self.params.get("format").and_then(Value::as_str);
+        let scheme = match (self.method.as_str(), named) {
+            ("nf4", _) | (_, Some("nf4")) => Scheme::Nf4,
+            ("fp4", _) | (_, Some("fp4")) => Scheme::Fp4,
+            ("fp8_e4m3", _) | (_, Some("fp8_e4m3")) => Scheme::Fp8E4M3,
+            ("fp8_e5m2", _) | (_, Some("fp8_e5m2")) => Scheme::Fp8E5M2,
+            ("mxfp4", _) | (_, Some("mxfp4")) => Scheme::Mxfp4,
+            (_, Some("q8_0")) => Scheme::Q8_0,
+            (_, Some("q4_0")) => Scheme::Q4_0,
+            (_, Some("q4_1")) => Scheme::Q4_1,
+            ("hqq", _) => Scheme::Int { bits, sym: false },
+            ("smoothquant" | "llm_int8", _) => Scheme::Int { bits, sym: true },
+            _ => Scheme::Int { bits, sym },
+        };
+        let granularity = match self.method.as_str() {
+            "smoothquant" | "llm_int8" => Granularity::Channel,
+            _ => granularity,
+        };
+        let search = self.params.get("search").and_then(Value::as_bool).unwrap_or(false);
+        Ok(Format { scheme, granularity, search })
+    }
+}

@@ -1,0 +1,87 @@
+//! What a compression did, as the page and `squeeze compress --json` show it.
+
+use super::recipe::Recipe;
+use crate::eval::kld::Divergence;
+use serde::Serialize;
+
+/// One tensor a step rewrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorReport {
+    pub name: String,
+    pub method: String,
+    pub layer: Option<usize>,
+    pub dtype_before: String,
+    pub dtype_after: String,
+    pub params: u64,
+    /// Stored bytes after, including scales, zero points and kept outliers.
+    pub bytes: u64,
+    pub bpw: f64,
+    /// ‖Ŵ − W‖² / ‖W‖² against the weights before this step.
+    pub rel_mse: f64,
+    /// With calibration: Σ ΔHΔᵀ / Σ WHWᵀ over sampled rows — the relative error of the layer's output
+    /// on the calibration inputs.
+    pub output_err: Option<f64>,
+    /// Weights kept in 16 bit beside the quantised matrix.
+    pub outliers: u64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub method: String,
+    pub tensors: usize,
+    pub seconds: f64,
+    /// What the method chose, in words (AWQ's α, SmoothQuant's α, outlier columns …).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompressReport {
+    pub recipe: Recipe,
+    pub steps: Vec<StepReport>,
+    pub tensors: Vec<TensorReport>,
+    pub calib_tokens: u64,
+    pub calib_seconds: f64,
+    pub seconds: f64,
+    /// Every tensor of the model.
+    pub params: u64,
+    pub size_bytes: u64,
+    pub size_bytes_original: u64,
+    /// Bits per weight of the whole model: stored bits / parameters.
+    pub bpw: f64,
+    /// Over the compressed tensors only.
+    pub bpw_compressed: f64,
+}
+
+/// A compression and its measurement against the original, flattened for tables and scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub bpw: f64,
+    pub size_bytes: u64,
+    pub ppl: Option<f64>,
+    pub ppl_base: Option<f64>,
+    pub kld: Option<f64>,
+    pub top1: Option<f64>,
+    pub dp_rms: Option<f64>,
+    /// Compression time (calibration included), not evaluation.
+    pub seconds: f64,
+    pub eval: Option<Divergence>,
+    pub report: CompressReport,
+}
+
+impl Outcome {
+    pub fn new(report: CompressReport, eval: Option<Divergence>) -> Outcome {
+        Outcome {
+            bpw: report.bpw,
+            size_bytes: report.size_bytes,
+            ppl: eval.as_ref().map(|e| e.ppl),
+            ppl_base: eval.as_ref().map(|e| e.ppl_base),
+            kld: eval.as_ref().map(|e| e.kld),
+            top1: eval.as_ref().map(|e| e.top1),
+            dp_rms: eval.as_ref().map(|e| e.dp_rms),
+            seconds: report.seconds,
+            eval,
+            report,
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The model being compressed: a copy of the loaded model that shares every untouched tensor's GPU
+//! buffer, the f32 values of the tensors steps have read or rewritten, and the report so far.
+
+use super::quant::grid::Quantized;
+use super::recipe::Recipe;
+use super::report::{CompressReport, StepReport, TensorReport};
+use super::Compressed;
+use crate::error::Result;
+use crate::formats::DType;
+use crate::gpu::Gpu;
+use crate::kernels::dequant::dequantize_to_vec;
+use crate::kernels::sparse::SparseRows;
+use crate::model::config::{ModelConfig, Role};
+use crate::model::linear::LinearExtras;
+use crate::model::LoadedModel;
+use std::collections::HashMap;
+
+pub(super) struct Work<'a> {
+    pub gpu: &'a Gpu,
+    pub cfg: ModelConfig,
+    pub model: LoadedModel,
+    original: &'a LoadedModel,
+    recipe: Recipe,
+    /// Current f32 values of tensors a step has read.
+    values: HashMap<usize, Vec<f32>>,
+    /// Rewritten tensors not yet on the GPU: stored type and bytes.
+    pending: Vec<(usize, DType, Vec<u8>)>,
+    pub steps: Vec<StepReport>,
+    tensors: Vec<TensorReport>,
+}
+
+/// What one method produced for one matrix.
+pub(super) struct Rewrite {
+    pub quantized: Quantized,
+    /// (row, col, value − decoded) kept in 16 bit.
+    pub corrections: Vec<(u32, u32, f32)>,
+    pub act_bits: Option<u32>,
+    pub act_threshold: Option<f32>,
+}
+
+impl Rewrite {
+    pub fn plain(quantized: Quantized) -> Rewrite {
+        Rewrite { quantized, corrections: Vec::new(), act_bits: None, act_threshold: None }
+    }
+}
+
+impl<'a> Work<'a> {
+    pub fn new(gpu: &'a Gpu, original: &'a LoadedModel, recipe: &Recipe) -> Work<'a> {
+        let model = LoadedModel {
+            header: original.header.clone(),
+            tensors: original.tensors.clone(),
+            timings: original.timings,
+            extras: HashMap::new(),
+        };
+        let steps = recipe
+            .steps
+            .iter()
+            .map(|s| StepReport { method: s.method.clone(), tensors: 0, seconds: 0.0, notes: Vec::new() })
+            .collect();
+        Work {
+            gpu,
+            cfg: ModelConfig::from_header(&original.header).expect("checked by the caller"),
+            model,
+            original,
+            recipe: recipe.clone(),
+            values: HashMap::new(),
+            pending: Vec::new(),
+            steps,
+            tensors: Vec::new(),
+        }
+    }
+
+    /// The index of block `l`'s tensor of `role`, if the model has it.
+    pub fn index_of(&self, l: usize, role: Role) -> Option<usize> {
+        let name = self.cfg.layer_name(l, role);
+        self.model.header.tensors.iter().position(|t| t.name == name)
+    }
+
+    pub fn name(&self, i: usize) -> &str {
+        &self.model.header.tensors[i].name
+    }
+
+    /// (rows, cols) of tensor `i`.
+    pub fn shape(&self, i: usize) -> (usize, usize) {
+        let t = &self.model.header.tensors[i];
+        (t.rows() as usize, t.cols() as usize)
+    }
+
+    /// The current values of tensor `i` as f32 (decoded from the GPU the first time).
+    pub async fn values(&mut self, i: usize) -> Result<Vec<f32>> {
+        if let Some(v) = self.values.get(&i) {
+            return Ok(v.clone());
+        }
+        let v = dequantize_to_vec(self.gpu, &self.model.tensors[i]).await?;
+        self.values.insert(i, v.clone());
+        Ok(v)
+    }
+
+    /// Replace tensor `i` by f32 `values` (a norm weight or matrix with scales folded in; a later step
+    /// may still quantise it).
+    pub fn set_f32(&mut self, i: usize, values: Vec<f32>) {
+        self.pending.retain(|p| p.0 != i);
+        self.pending.push((i, DType::F32, bytemuck::cast_slice(&values).to_vec()));
+        self.values.insert(i, values);
+    }
+
+    /// Replace matrix `i` by what a method made of it, and report it against `before` (its values
+    /// before the step) and, when calibration measured it, the Hessian of its input.
+    pub fn store(
+        &mut self,
+        step: usize,
+        i: usize,
+        rewrite: Rewrite,
+        before: &[f32],
+        hessian: Option<&[f32]>,
+        seconds: f64,
+    ) -> Result<()> {
+        let (rows, cols) = self.shape(i);
+        let Rewrite { quantized, corrections, act_bits, act_threshold } = rewrite;
+        let mut after = quantized.values;
+        for &(r, c, v) in &corrections {
+            after[r as usize * cols + c as usize] += half::f16::from_f32(v).to_f32();
+        }
+        let sparse = match corrections.is_empty() {
+            true => None,
+            false => {
+                Some(SparseRows::upload(self.gpu, self.name(i), rows as u64, cols as u64, &corrections)?)
+            }
+        };
+        let extras = LinearExtras { act_bits, act_threshold, sparse, corrections };
+        let bytes = quantized.bytes.len() as u64 + extras.stored_bytes();
+        let params = (rows * cols) as u64;
+        self.tensors.push(TensorReport {
+            name: self.name(i).to_string(),
+            method: self.steps[step].method.clone(),
+            layer: self.layer_of(i),
+            dtype_before: self.model.header.tensors[i].dtype.name(),
+            dtype_after: quantized.dtype.name(),
+            params,
+            bytes,
+            bpw: bytes as f64 * 8.0 / params as f64,
+            rel_mse: rel_mse(before, &after),
+            output_err: hessian.map(|h| output_error(before, &after, rows, cols, h)),
+            outliers: extras.corrections.len() as u64,
+            seconds,
+        });
+        self.steps[step].tensors += 1;
+        self.steps[step].seconds += seconds;
+        if extras.act_bits.is_some() || extras.sparse.is_some() {
+            self.model.extras.insert(i, extras);
+        } else {
+            self.model.extras.remove(&i);
+        }
+        self.pending.retain(|p| p.0 != i);
+        self.pending.push((i, quantized.dtype, quantized.bytes));
+        self.values.insert(i, after);
+        Ok(())
+    }
+
+    fn layer_of(&self, i: usize) -> Option<usize> {
+        let name = self.name(i);
+        (0..self.cfg.n_layers)
+            .find(|&l| super::plan::LINEAR_ROLES.iter().any(|&r| self.cfg.layer_name(l, r) == name))
+    }
+
+    /// Put every rewritten tensor on the GPU (the next block's calibration runs on them).
+    pub fn upload_pending(&mut self) -> Result<()> {
+        for (i, dtype, bytes) in std::mem::take(&mut self.pending) {
+            let info = &mut self.model.header.tensors[i];
+            info.dtype = dtype;
+            info.n_bytes = bytes.len() as u64;
+            self.model.tensors[i] = self.gpu.upload_tensor(&info.name, &info.shape, dtype, &bytes)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self, calib_tokens: u64, calib_seconds: f64, seconds: f64) -> Compressed {
+        let size = |m: &LoadedModel| {
+            m.header.tensors.iter().map(|t| t.n_bytes).sum::<u64>()
+                + m.extras.values().map(LinearExtras::stored_bytes).sum::<u64>()
+        };
+        let params: u64 = self.model.header.tensors.iter().map(|t| t.n_elements()).sum();
+        let size_bytes = size(&self.model);
+        let (c_bytes, c_params) = self.tensors.iter().fold((0, 0), |(b, p), t| (b + t.bytes, p + t.params));
+        let report = CompressReport {
+            recipe: self.recipe,
+            steps: self.steps,
+            tensors: self.tensors,
+            calib_tokens,
+            calib_seconds,
+            seconds,
+            params,
+            size_bytes,
+            size_bytes_original: size(self.original),
+            bpw: size_bytes as f64 * 8.0 / params as f64,
+            bpw_compressed: c_bytes as f64 * 8.0 / c_params.max(1) as f64,
+        };
+        Compressed { model: self.model, report }
+    }
+}
+
+fn rel_mse(before: &[f32], after: &[f32]) -> f64 {
+    let (mut err, mut norm) = (0f64, 0f64);
+    for (&b, &a) in before.iter().zip(after) {
+        err += ((a - b) as f64).powi(2);
+        norm += (b as f64).powi(2);
+    }
+    err / norm.max(f64::MIN_POSITIVE)
+}
+
+/// Σ_r Δ_r H Δ_rᵀ / Σ_r W_r H W_rᵀ over at most 32 evenly spaced rows (the full sum costs a matmul).
+pub(super) fn output_error(before: &[f32], after: &[f32], rows: usize, cols: usize, h: &[f32]) -> f64 {
+    let stride = rows.div_ceil(32).max(1);
+    let quad = |v: &dyn Fn(usize) -> f64| {
+        let mut hv = vec![0f64; cols];
+        for (i, hv) in hv.iter_mut().enumerate() {
+            *hv = (0..cols).map(|j| h[i * cols + j] as f64 * v(j)).sum();
+        }
+        (0..cols).map(|i| v(i) * hv[i]).sum::<f64>()
+    };
+    let (mut err, mut norm) = (0f64, 0f64);
+    for r in (0..rows).step_by(stride) {
+        let row = r * cols;
+        err += quad(&|j| (after[row + j] - before[row + j]) as f64);
+        norm += quad(&|j| before[row + j] as f64);
+    }
+    err / norm.max(f64::MIN_POSITIVE)
+}

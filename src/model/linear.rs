@@ -1,0 +1,70 @@
+//! A linear layer as the forward pass runs it: out = x·Wᵀ (+ bias) with W as stored, plus what some
+//! compression methods add around the matmul — the per-token quantisation of its input (SmoothQuant
+//! W8A8, LLM.int8()) and a sparse 16-bit correction (weights SpQR and OWQ keep exact).
+
+use super::LoadedModel;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::{
+    actquant::quantize_activations, matmul::matmul, sparse::add_sparse, sparse::SparseRows,
+};
+
+/// Run-time parts of a compressed linear layer beyond its stored weight.
+#[derive(Default)]
+pub struct LinearExtras {
+    /// Quantise the input per token to this many bits first.
+    pub act_bits: Option<u32>,
+    /// With `act_bits`: input columns where some |x| reaches this stay unquantised (LLM.int8()).
+    pub act_threshold: Option<f32>,
+    /// Weights kept in 16 bit, added as corrections after the matmul.
+    pub sparse: Option<SparseRows>,
+    /// The same corrections on the CPU, (row, col, value): for the page's error view and export.
+    pub corrections: Vec<(u32, u32, f32)>,
+}
+
+impl LinearExtras {
+    /// Bytes stored beyond the weight tensor.
+    pub fn stored_bytes(&self) -> u64 {
+        self.sparse.as_ref().map_or(0, SparseRows::stored_bytes)
+    }
+}
+
+/// What every linear layer of one forward pass shares.
+pub(super) struct Linear<'a> {
+    pub gpu: &'a Gpu,
+    pub model: &'a LoadedModel,
+    /// Room for a quantised copy of any layer's input.
+    pub scratch: &'a wgpu::Buffer,
+    pub t: u32,
+}
+
+impl Linear<'_> {
+    /// Record out = x·Wᵀ (+ bias) for the weight at index `w` of the model's tensors.
+    pub async fn run(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        x: &wgpu::Buffer,
+        w: usize,
+        bias: Option<&wgpu::Buffer>,
+        out: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (gpu, weight) = (self.gpu, &self.model.tensors[w]);
+        let Some(extras) = self.model.extras.get(&w) else {
+            return matmul(gpu, enc, x, weight, bias, out, self.t).await;
+        };
+        let input = match extras.act_bits {
+            Some(bits) => {
+                let k = weight.cols() as u32;
+                quantize_activations(gpu, enc, x, self.scratch, self.t, k, bits, extras.act_threshold)
+                    .await?;
+                self.scratch
+            }
+            None => x,
+        };
+        matmul(gpu, enc, input, weight, bias, out, self.t).await?;
+        match &extras.sparse {
+            Some(s) => add_sparse(gpu, enc, input, s, out, self.t).await,
+            None => Ok(()),
+        }
+    }
+}

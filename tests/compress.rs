@@ -1,0 +1,122 @@
+//! Quantisation recipes on the real SmolLM2-135M: what the literature predicts, asserted on KL divergence
+//! against the original (the loaded model; its Q4_1 weights decode to the f32 values every method starts
+//! from). Calibration: the first 512 tokens of Macbeth; evaluation: Hamlet, 4 chunks of 128 tokens
+//! (the second half of each scored, as llama.cpp does). Both texts are the Project Gutenberg files
+//! `scripts/setup.sh` fetches into .cache/texts.
+
+mod common;
+
+use common::real_model_path;
+use squeeze::compress::{compress, Calibration, Compressed, Recipe};
+use squeeze::eval::kld::{divergence_from, BaseLogProbs, Divergence};
+use squeeze::formats::source::FileSource;
+use squeeze::gpu::{Gpu, GpuOptions};
+use squeeze::model::runner::Runner;
+use squeeze::model::{load, tokenizer, LoadedModel};
+
+const CTX: usize = 128;
+const CHUNKS: usize = 4;
+const CALIB_TOKENS: usize = 512;
+
+struct Bench {
+    gpu: Gpu,
+    model: LoadedModel,
+    calib: Vec<u32>,
+    base: BaseLogProbs,
+}
+
+fn text(name: &str) -> String {
+    let path = real_model_path().parent().unwrap().parent().unwrap().join("texts").join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `bash scripts/setup.sh`", path.display()))
+}
+
+fn no_progress(_: &str, _: u64, _: u64) {}
+
+fn bench() -> Bench {
+    let gpu = pollster::block_on(Gpu::new(GpuOptions::default())).expect("a Vulkan adapter (lavapipe in CI)");
+    let sources = [FileSource::open(&real_model_path()).unwrap()];
+    let model = pollster::block_on(load(&gpu, &sources, &mut no_progress)).unwrap();
+    let tok = tokenizer(&model.header).unwrap();
+    let mut calib = tok.encode(&text("macbeth_gut.txt"), false, false);
+    calib.truncate(CALIB_TOKENS);
+    let eval = tok.encode(&text("hamlet_gut.txt"), false, false);
+    let base = pollster::block_on(async {
+        let mut runner = Runner::new(&gpu, &model, CTX, CTX).unwrap();
+        BaseLogProbs::compute(&mut runner, &eval, CTX, Some(CHUNKS), None, &mut no_progress).await.unwrap()
+    });
+    Bench { gpu, model, calib, base }
+}
+
+impl Bench {
+    fn run(&self, recipe: &str) -> (Compressed, Divergence) {
+        let recipe = Recipe::parse(recipe).unwrap();
+        pollster::block_on(async {
+            let calibration = Calibration { tokens: &self.calib, seq_len: 256 };
+            let c =
+                compress(&self.gpu, &self.model, &recipe, Some(calibration), &mut no_progress).await.unwrap();
+            let mut runner = Runner::new(&self.gpu, &c.model, CTX, CTX).unwrap();
+            let d = divergence_from(&self.base, &mut runner, &mut no_progress).await.unwrap();
+            eprintln!(
+                "{}: {:.3} bpw (model {:.3}), KLD {:.5}, top-1 {:.3}, PPL {:.3} (base {:.3}), {:.1} s",
+                recipe.to_json(),
+                c.report.bpw_compressed,
+                c.report.bpw,
+                d.kld,
+                d.top1,
+                d.ppl,
+                d.ppl_base,
+                c.report.seconds
+            );
+            (c, d)
+        })
+    }
+}
+
+/// The reported sizes are the bytes stored: every rewritten tensor's bytes are exactly its format's
+/// size for its shape, and the model's size is the sum of its tensors.
+fn assert_sizes_honest(c: &Compressed) {
+    for t in &c.report.tensors {
+        let info = c.model.header.tensors.iter().find(|i| i.name == t.name).unwrap();
+        assert_eq!(info.dtype.name(), t.dtype_after);
+        assert_eq!(Some(info.n_bytes), info.dtype.bytes_for(info.n_elements()), "{}", t.name);
+        let extra =
+            c.model.header.tensors.iter().position(|i| i.name == t.name).and_then(|i| c.model.extras.get(&i));
+        assert_eq!(t.bytes, info.n_bytes + extra.map_or(0, |e| e.stored_bytes()), "{}", t.name);
+        assert!((t.bpw - t.bytes as f64 * 8.0 / t.params as f64).abs() < 1e-12);
+    }
+    let total: u64 = c.model.header.tensors.iter().map(|t| t.n_bytes).sum::<u64>()
+        + c.model.extras.values().map(|e| e.stored_bytes()).sum::<u64>();
+    assert_eq!(c.report.size_bytes, total);
+}
+
+#[test]
+fn quantisers_rank_as_the_literature_predicts_on_smollm2() {
+    let b = bench();
+
+    let (c, int8) = b.run(r#"{"steps":[{"method":"rtn","bits":8,"group":0,"sym":true}]}"#);
+    assert_sizes_honest(&c);
+    assert!(int8.kld < 0.01, "RTN int8 per channel: KLD {}", int8.kld);
+    assert!((c.report.bpw_compressed - (8.0 + 16.0 / 576.0)).abs() < 0.02, "{}", c.report.bpw_compressed);
+
+    let (_, rtn3) = b.run(r#"{"steps":[{"method":"rtn","bits":3,"group":128}]}"#);
+    let (c, gptq3) = b.run(r#"{"steps":[{"method":"gptq","bits":3,"group":128}]}"#);
+    assert_sizes_honest(&c);
+    let (c, awq3) = b.run(r#"{"steps":[{"method":"awq","bits":3,"group":128}]}"#);
+    assert_sizes_honest(&c);
+    assert!(gptq3.kld < rtn3.kld, "GPTQ int3 g128 KLD {} vs RTN {}", gptq3.kld, rtn3.kld);
+    assert!(awq3.kld < rtn3.kld, "AWQ int3 g128 KLD {} vs RTN {}", awq3.kld, rtn3.kld);
+
+    // 4.5 bits per weight both: GGUF's Q4_0 rounding, and GPTQ choosing codes on the same grid.
+    let (c, q4_0) = b.run(r#"{"steps":[{"method":"rtn","format":"q4_0"}]}"#);
+    assert_sizes_honest(&c);
+    let (c, gptq4) = b.run(r#"{"steps":[{"method":"gptq","format":"q4_0"}]}"#);
+    assert_sizes_honest(&c);
+    assert!((c.report.bpw_compressed - 4.5).abs() < 1e-9);
+    assert!(
+        gptq4.kld < 0.85 * q4_0.kld,
+        "GPTQ on Q4_0's grid: KLD {} vs Q4_0 rounding {}",
+        gptq4.kld,
+        q4_0.kld
+    );
+}
