@@ -56,6 +56,7 @@ fn shader_source(name: &str) -> Option<&'static [&'static str]> {
         "calib" => &[include_str!("../../shaders/calib.wgsl")],
         "actquant" => &[REDUCE, include_str!("../../shaders/actquant.wgsl")],
         "sparse" => &[include_str!("../../shaders/sparse.wgsl")],
+        "quantize" => &[include_str!("../../shaders/quantize.wgsl")],
         _ => return None,
     })
 }

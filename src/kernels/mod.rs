@@ -10,6 +10,7 @@ pub mod embed;
 pub mod logits;
 pub mod matmul;
 pub mod norm;
+pub mod quantize;
 pub mod rope;
 pub mod sparse;
 pub mod stats;

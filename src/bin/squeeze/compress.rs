@@ -5,8 +5,9 @@ use crate::run::load;
 use crate::{args, json, USAGE};
 use squeeze::compress::{compress as run_recipe, Calibration, Outcome, Recipe};
 use squeeze::error::{Error, Result};
-use squeeze::eval::kld::compare_models;
+use squeeze::eval::kld::{compare_models, divergence_from, BaseLogProbs};
 use squeeze::model;
+use squeeze::model::runner::Runner;
 
 fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::Io { file: path.to_string(), problem: e.to_string() })
@@ -112,4 +113,71 @@ fn text_report(o: &Outcome) -> String {
         );
     }
     s
+}
+
+/// `squeeze compare`: several recipes on one model, measured against one base run, as a table.
+pub async fn compare(raw: &[String]) -> Result<String> {
+    let args = args::parse(
+        raw,
+        &["json"],
+        &["recipes", "calib-file", "calib-tokens", "calib-seq", "eval-file", "ctx", "chunks"],
+        USAGE,
+    )?;
+    args.expect_positional(1, "compare", USAGE)?;
+    let list =
+        args.text("recipes").ok_or_else(|| Error::Invalid(format!("--recipes is required\n{USAGE}")))?;
+    let recipes: Vec<serde_json::Value> = serde_json::from_str(&read(list)?)
+        .map_err(|e| Error::Invalid(format!("{list}: a JSON list of recipes: {e}")))?;
+    let recipes = recipes.iter().map(Recipe::from_value).collect::<Result<Vec<_>>>()?;
+    let eval_file =
+        args.text("eval-file").ok_or_else(|| Error::Invalid(format!("--eval-file is required\n{USAGE}")))?;
+    let (gpu, loaded) = load(&args.positional[0]).await?;
+    let tokenizer = model::tokenizer(&loaded.header)?;
+    let mut calib = match args.text("calib-file") {
+        Some(path) => tokenizer.encode(&read(path)?, false, false),
+        None => Vec::new(),
+    };
+    calib.truncate(args.value("calib-tokens", 4096)?);
+    let seq_len = args.value("calib-seq", 512)?;
+    let tokens = tokenizer.encode(&read(eval_file)?, tokenizer.adds_bos(), false);
+    let bos = tokenizer.adds_bos().then(|| tokenizer.bos());
+    let (ctx, chunks) = (args.value("ctx", 512)?, args.optional("chunks")?);
+    let mut progress = |_: &str, _: u64, _: u64| {};
+    let base = {
+        let mut runner = Runner::new(&gpu, &loaded, ctx, ctx)?;
+        BaseLogProbs::compute(&mut runner, &tokens, ctx, chunks, bos, &mut progress).await?
+    };
+    let mut outcomes = Vec::new();
+    let mut table = String::from(
+        "| recipe | bits/weight (rewritten) | model MB | PPL | KLD | top-1 | RMS Δp | seconds |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for recipe in &recipes {
+        let calibration = Calibration { tokens: &calib, seq_len };
+        let c = run_recipe(&gpu, &loaded, recipe, Some(calibration), &mut progress).await?;
+        let mut runner = Runner::new(&gpu, &c.model, ctx, ctx)?;
+        let d = divergence_from(&base, &mut runner, &mut progress).await?;
+        let r = &c.report;
+        let row = format!(
+            "| `{}` | {:.3} | {:.1} | {:.3} | {:.4} | {:.1}% | {:.2}% | {:.1} |\n",
+            serde_json::to_string(&recipe.steps).expect("serialises"),
+            r.bpw_compressed,
+            r.size_bytes as f64 / 1e6,
+            d.ppl,
+            d.kld,
+            100.0 * d.top1,
+            100.0 * d.dp_rms,
+            r.seconds
+        );
+        eprint!("{row}");
+        table += &row;
+        outcomes.push(Outcome::new(c.report, Some(d)));
+    }
+    if args.flag("json") {
+        return Ok(json(&outcomes));
+    }
+    let base_ppl = outcomes.first().and_then(|o| o.ppl_base).unwrap_or(f64::NAN);
+    Ok(format!(
+        "original PPL {base_ppl:.3} ({} tokens scored)\n{table}",
+        outcomes.first().and_then(|o| o.eval.as_ref()).map_or(0, |e| e.tokens)
+    ))
 }

@@ -25,6 +25,8 @@ const USAGE: &str = "usage: squeeze <command> <model> …
   compress   <model> --recipe R.json [--calib-file F] [--calib-tokens 4096] [--calib-seq 512]
              [--eval-file E [--ctx 512] [--chunks N]] [--json]
                                                        apply a recipe; size, bpw, PPL and KLD vs the original
+  compare    <model> --recipes LIST.json --eval-file E [--ctx 512] [--chunks N] [--calib-file F …]
+                                                       several recipes against one base run: a table
   bench      <model> [--recipe R.json [--calib-file F] [--calib-tokens 512]] [--json]
                                                        load time, compression time, prefill/decode
                                                        tokens/s (of the compressed model), GPU memory
@@ -58,6 +60,7 @@ async fn dispatch(raw: &[String]) -> Result<String> {
         "perplexity" => run::perplexity(rest).await,
         "bench" => bench::bench(rest).await,
         "compress" => compress::compress(rest).await,
+        "compare" => compress::compare(rest).await,
         _ => Err(Error::Invalid(format!("unknown command '{command}'\n{USAGE}"))),
     }
 }
