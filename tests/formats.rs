@@ -166,6 +166,7 @@ fn dtype_byte_sizes_match_ggml() {
         (DType::I64, 27, 8, 1),
         (DType::F64, 28, 8, 1),
         (DType::BF16, 30, 2, 1),
+        (DType::MXFP4, 39, 17, 32),
     ];
     assert_eq!(table.len(), DType::ALL.len());
     for (dtype, id, bytes, block) in table {

@@ -1,7 +1,7 @@
 // Thin helpers over uPlot: consistent axes, and charts that follow their container's width.
 import uPlot from 'uplot';
 
-export const COLORS = { bars: '#4f46e5', line: '#0f766e', outlier: '#dc2626', guide: '#9ca3af' };
+export const COLORS = { bars: '#4f46e5', line: '#0f766e', outlier: '#dc2626', guide: '#9ca3af', after: '#d97706' };
 
 const axis = (label, extra = {}) => ({
   label,
@@ -14,10 +14,22 @@ const axis = (label, extra = {}) => ({
   ...extra,
 });
 
-/** x axis + y axis with titles; `y` may carry extra axis options (e.g. a size for wide tick labels). */
-export function axes(xLabel, yLabel, y = {}) {
-  return [axis(xLabel), axis(yLabel, { size: 60, ...y })];
+/** x axis + y axis with titles; `y` and `x` may carry extra axis options (e.g. a size for wide tick labels). */
+export function axes(xLabel, yLabel, y = {}, x = {}) {
+  return [axis(xLabel, x), axis(yLabel, { size: 60, ...y })];
 }
+
+/** x-axis options for counts (chunks, layers): ticks on whole numbers only. */
+export const WHOLE_TICKS = {
+  incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+  values: (u, ticks) => ticks.map((v) => String(v)),
+};
+
+/** Tick labels of a log axis: uPlot leaves the minor ticks null, which stay unlabelled. */
+export const logTickValues = (format) => (u, ticks) => ticks.map((v) => (v == null ? null : format(v)));
+
+/** Aligns [x, y] tables with different x values on one x (uPlot.join): missing points are left out. */
+export const joinTables = (tables) => uPlot.join(tables);
 
 /**
  * Draws a chart into `el` (described in words by `description`), replacing the one there before, sized to

@@ -2,10 +2,12 @@
 import 'uplot/dist/uPlot.min.css';
 import { startWorker } from './rpc.js';
 import * as fmt from './format.js';
+import { showProgress } from './progress.js';
 import { createModelView } from './views/model.js';
 import { createWeightsView } from './views/weights.js';
 import { createGenerateView } from './views/generate.js';
 import { createEvaluateView } from './views/evaluate.js';
+import { createCompressView } from './views/compress.js';
 
 const DEFAULT_MODEL = { file: 'SmolLM2-135M-Instruct.Q4_1.gguf', name: 'SmolLM2-135M-Instruct', quant: 'Q4_1' };
 // A dropped folder also holds READMEs, licences, generation configs …; the loader wants only these.
@@ -16,15 +18,15 @@ const params = new URLSearchParams(location.search);
 let rpc = null;
 let busy = false;
 
+// The views talk to the worker through this; the worker itself starts in boot(), before any view can ask.
+const worker = { call: (...a) => rpc.call(...a), start: (...a) => rpc.start(...a), stop: (id) => rpc.stop(id) };
 const views = {
   model: createModelView($('#view-model'), { openTensor: (name) => showTensor(name) }),
-  weights: createWeightsView($('#view-weights'), { call: (...a) => rpc.call(...a), showError }),
-  // These two hold request ids (to stop them), so they get the rpc object itself; it exists by the time any
-  // model is loaded, which is when their tabs open.
-  generate: createGenerateView($('#view-generate'), { rpc: { start: (...a) => rpc.start(...a),
-    stop: (id) => rpc.stop(id) }, showError }),
-  evaluate: createEvaluateView($('#view-evaluate'), { rpc: { start: (...a) => rpc.start(...a),
-    stop: (id) => rpc.stop(id) }, showError }),
+  weights: createWeightsView($('#view-weights'), { call: worker.call, showError }),
+  generate: createGenerateView($('#view-generate'), { rpc: worker, showError }),
+  compress: createCompressView($('#view-compress'), { rpc: worker, showError, openTensor: (name) => showTensor(name),
+    recipe: params.get('recipe'), onCompressed: (outcome) => showCompressed(outcome) }),
+  evaluate: createEvaluateView($('#view-evaluate'), { rpc: worker, showError }),
 };
 
 function showView(name) {
@@ -39,6 +41,12 @@ function showView(name) {
 function showTensor(name) {
   views.weights.select(name);
   showView('weights');
+}
+
+/** A compression finished: the Weights view compares its tensors, the Generate view can run it. */
+function showCompressed(outcome) {
+  views.weights.setCompression(outcome.report);
+  views.generate.setCompressed(true);
 }
 
 function showError(message) {
@@ -63,19 +71,12 @@ function showNoWebGPU(reason) {
 
 const PHASES = { download: 'Downloading', parse: 'Reading headers', upload: 'Uploading to GPU' };
 
-function showProgress(phase, done, total) {
-  const box = $('#progress');
-  box.hidden = false;
-  box.querySelector('.phase').textContent = PHASES[phase] ?? phase;
-  const bar = box.querySelector('progress');
-  const amount = box.querySelector('.amount');
+function showLoadProgress(phase, done, total) {
   // Downloads and uploads count bytes (a download may lack a total); parsing only says how far it is.
   const inBytes = phase === 'download' || phase === 'upload';
   const pct = total > 0 ? `${Math.round((100 * done) / total)}%` : '';
-  if (total > 0) bar.value = done / total;
-  else bar.removeAttribute('value'); // indeterminate
-  if (!inBytes) amount.textContent = pct;
-  else amount.textContent = total > 0 ? `${fmt.bytes(done)} / ${fmt.bytes(total)} (${pct})` : fmt.bytes(done);
+  const amount = !inBytes ? pct : total > 0 ? `${fmt.bytes(done)} / ${fmt.bytes(total)} (${pct})` : fmt.bytes(done);
+  showProgress($('#progress'), { label: PHASES[phase] ?? phase, amount, done, total });
 }
 
 function setBusy(value) {
@@ -94,7 +95,7 @@ async function load(op, args, what) {
   status.textContent = `Loading ${what}…`;
   const t0 = performance.now();
   try {
-    const model = await rpc.call(op, args, showProgress);
+    const model = await rpc.call(op, args, showLoadProgress);
     const loadMs = performance.now() - t0;
     const { parse_ms, upload_ms } = model.timings;
     console.info(`[squeeze] loaded ${model.files.join(', ')} in ${Math.round(loadMs)} ms ` +
@@ -105,6 +106,7 @@ async function load(op, args, what) {
     views.model.show(model);
     views.weights.setModel(model);
     views.generate.setModel(model);
+    views.compress.setModel(model);
     views.evaluate.setModel(model);
     for (const tab of document.querySelectorAll('.tab[data-needs-model]')) {
       tab.disabled = false;
@@ -208,6 +210,7 @@ async function boot() {
     $('#gpu-badge').title = `WebGPU adapter: ${info.adapter} (${info.device_type}), features: ` +
       `${info.features.join(', ') || 'none'}`;
     views.model.setGpu(info);
+    views.compress.setMethods(await rpc.call('methods'));
   } catch (err) {
     $('#loader').hidden = true;
     if (err.code === 'no-webgpu') showNoWebGPU(err.message);

@@ -1,12 +1,13 @@
 // Owns the wasm module and the GPU device. Requests run strictly one after another (see rpc.js for the
 // message shapes), so a tensor_stats call never races a model upload. The exception is 'stop': it must reach
-// a generation or perplexity that is running, so it never waits in the queue (wasm awaits GPU readbacks between
-// tokens and chunks, which lets this worker's onmessage run while the long request is still in progress).
+// a generation, perplexity or compression that is running, so it never waits in the queue (wasm awaits GPU
+// readbacks between tokens, chunks and layers, which lets this worker's onmessage run while the long request
+// is still in progress).
 import init, { Squeeze } from './pkg/squeeze.js';
 
 let sq = null;
 /** Requests that Stop can end early. */
-const CANCELLABLE = new Set(['generate', 'perplexity']);
+const CANCELLABLE = new Set(['generate', 'perplexity', 'compress']);
 /** The request being worked on ({id, op}), or null. */
 let running = null;
 /** Ids of requests still in the queue, and those of them asked to stop before they started. */
@@ -36,8 +37,28 @@ const ops = {
     return open(files, files.map((f) => f.name), progress);
   },
 
-  async tensorStats({ name, bins, topK }) {
-    return ready().tensor_stats(name, bins, topK);
+  /** The compression methods with their parameters' defaults, and the storage formats. */
+  async methods() {
+    return ready().methods();
+  },
+
+  /** Statistics of one tensor, of the compressed model when `compressed`. */
+  async tensorStats({ name, bins, topK, compressed = false }) {
+    return ready().tensor_stats(name, bins, topK, compressed);
+  },
+
+  /**
+   * Applies a recipe (JSON text) to the loaded model and measures the result; progress per layer
+   * ('calibration', 'compress') and per chunk ('base log-probs', 'kl-divergence'). The compressed model
+   * replaces the previous one only when this succeeds.
+   */
+  async compress({ recipe, options }, progress) {
+    return ready().compress(recipe, options, progress);
+  },
+
+  /** Histogram of Ŵ − W of one compressed tensor, and its weights kept in 16 bit. */
+  async weightError({ name, bins }) {
+    return ready().weight_error(name, bins);
   },
 
   /** Token ids of `text` (a Uint32Array). */

@@ -70,6 +70,7 @@ pub async fn compress(
             Some(Calibrator::new(gpu, &work.model, c.tokens, c.seq_len).await?)
         }
     };
+    let calib_tokens = calibrator.as_ref().map_or(0, |c| c.tokens);
     let mut calib_ms = 0.0;
     for l in 0..cfg.n_layers {
         if progress.cancelled() {
@@ -111,6 +112,12 @@ pub async fn compress(
             methods::apply(&mut work, *index, step, ts, stats.as_mut()).await?;
         }
         work.upload_pending()?;
+        // No calibrated step past this block: the residual streams are not needed any more.
+        if !targets.iter().zip(&recipe.steps).any(|(ts, s)| {
+            s.info().calibrated && ts.iter().any(|t| matches!(t.linear, Some((tl, _)) if tl > l))
+        }) {
+            calibrator = None;
+        }
         if let (Some(cal), true) = (calibrator.as_mut(), recipe.sequential) {
             let t0 = now_ms();
             cal.run_block(gpu, &work.model, l, None, true, progress).await?;
@@ -119,6 +126,5 @@ pub async fn compress(
     }
     progress.report("compress", cfg.n_layers as u64, cfg.n_layers as u64);
     gpu.finish().await?;
-    let tokens = calibrator.as_ref().map_or(0, |c| c.tokens);
-    Ok(work.finish(tokens, calib_ms / 1000.0, (now_ms() - start) / 1000.0))
+    Ok(work.finish(calib_tokens, calib_ms / 1000.0, (now_ms() - start) / 1000.0))
 }

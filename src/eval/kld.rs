@@ -176,6 +176,12 @@ pub async fn divergence_from(
         progress.report("kl-divergence", c as u64, n_chunks as u64);
         model.reset();
         let logits = model.logits_of(&with_bos(chunk, base.bos), first..ctx - 1).await?;
+        if logits.iter().any(|l| !l.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "the model's logits are not finite in chunk {} of the evaluation text: it cannot be compared",
+                c + 1
+            )));
+        }
         for (j, (row, b)) in logits.chunks(vocab).zip(base_rows).enumerate() {
             let q = log_softmax(row);
             let kl: f64 = (0..vocab).map(|i| b.get(i).exp() * (b.get(i) - q[i])).sum();

@@ -1,13 +1,9 @@
 // Evaluate view: perplexity of the loaded model on a text (a bundled public-domain play, or the user's own),
 // computed chunk by chunk on the GPU, with the running estimate after each chunk drawn as a line.
 import * as fmt from '../format.js';
-import { axes, COLORS, mountChart } from '../charts.js';
-
-const SAMPLES = [
-  { file: 'hamlet_gut.txt', label: 'Hamlet (Gutenberg)' },
-  { file: 'macbeth_gut.txt', label: 'Macbeth (Gutenberg)' },
-  { file: 'tempest_gut.txt', label: 'The Tempest (Gutenberg)' },
-];
+import { axes, COLORS, mountChart, WHOLE_TICKS } from '../charts.js';
+import { showProgress } from '../progress.js';
+import { cachedPlay, playOptions, playText } from '../texts.js';
 const PASTE = 'paste';
 const CTXS = [64, 128, 256, 512, 1024];
 const CONVENTIONS = {
@@ -31,7 +27,7 @@ export function createEvaluateView(root, { rpc, showError }) {
         <div class="toolbar eval-toolbar">
           <label class="field" title="The text to score: a bundled public-domain play, or your own text.">Text
             <select class="source">
-              ${SAMPLES.map((s) => `<option value="${s.file}">${fmt.esc(s.label)}</option>`).join('')}
+              ${playOptions()}
               <option value="${PASTE}">Paste your own…</option>
             </select>
           </label>
@@ -77,7 +73,6 @@ export function createEvaluateView(root, { rpc, showError }) {
     </div>`;
 
   const q = (sel) => root.querySelector(sel);
-  const texts = new Map(); // file → text, fetched once
   let request = null;
   let cancelEarly = false; // Cancel pressed while the text was still being fetched
   let progress = { done: 0, total: 0 };
@@ -90,7 +85,7 @@ export function createEvaluateView(root, { rpc, showError }) {
 
   function describeSource() {
     const file = q('.source').value;
-    const text = file === PASTE ? q('.paste').value : texts.get(file);
+    const text = file === PASTE ? q('.paste').value : cachedPlay(file);
     q('.source-info').textContent = file === PASTE
       ? `${fmt.integer(text.length)} characters`
       : text != null ? `${fmt.integer(text.length)} characters, public domain (Project Gutenberg)`
@@ -100,16 +95,11 @@ export function createEvaluateView(root, { rpc, showError }) {
   async function sourceText() {
     const file = q('.source').value;
     if (file === PASTE) return q('.paste').value;
-    if (!texts.has(file)) {
-      const res = await fetch(`/texts/${file}`).catch(() => null);
-      if (!res?.ok) {
-        throw new Error(`The sample text ${file} could not be fetched (${res ? `HTTP ${res.status}` :
-          'network error'}); run scripts/setup.sh to download the sample texts, or paste your own.`);
-      }
-      texts.set(file, await res.text());
-      describeSource();
-    }
-    return texts.get(file);
+    const text = await playText(file).catch((err) => {
+      throw new Error(`${err.message} You can also paste your own text.`);
+    });
+    describeSource();
+    return text;
   }
 
   function setRunning(running) {
@@ -121,15 +111,10 @@ export function createEvaluateView(root, { rpc, showError }) {
     root.classList.toggle('busy', running);
   }
 
-  function showProgress(done, total) {
+  function showChunks(done, total) {
     progress = { done, total };
-    const box = q('.eval-progress');
-    box.hidden = false;
-    box.querySelector('.phase').textContent = done < total ? `Scoring chunk ${done + 1} of ${total}` : 'Done';
-    box.querySelector('.amount').textContent = `${done} / ${total} chunks`;
-    box.querySelector('progress').value = total > 0 ? done / total : 0;
-    box.dataset.done = String(done);
-    box.dataset.total = String(total);
+    showProgress(q('.eval-progress'), { label: done < total ? `Scoring chunk ${done + 1} of ${total}` : 'Done',
+      amount: `${done} / ${total} chunks`, done, total });
   }
 
   async function run() {
@@ -153,7 +138,7 @@ export function createEvaluateView(root, { rpc, showError }) {
       if (!text.trim()) throw new Error('The text is empty: paste some text to score.');
       q('.eval-status').textContent = 'Tokenizing and scoring on the GPU…';
       request = rpc.start('perplexity', { text, ctx, maxChunks, allTokens },
-        (phase, done, total) => showProgress(done, total));
+        (phase, done, total) => showChunks(done, total));
       const result = await request.promise;
       const ms = performance.now() - t0;
       showResult(result, ms);
@@ -210,7 +195,8 @@ export function createEvaluateView(root, { rpc, showError }) {
         x: { time: false, range: (u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]) },
         y: { range: (u, min, max) => [Math.max(0, min - (max - min) * 0.2 - 0.5), max + (max - min) * 0.2 + 0.5] },
       },
-      axes: chunkAxes(),
+      axes: axes('chunk', 'perplexity (so far)', { values: (u, ticks) => ticks.map((v) => fmt.num(v, 3)) },
+        WHOLE_TICKS),
       series: [
         { label: 'chunk', value: (u, v) => (v == null ? '—' : String(v)) },
         { label: 'perplexity', stroke: COLORS.line, width: 2, points: { show: true, size: 7, fill: COLORS.line },
@@ -245,12 +231,4 @@ export function createEvaluateView(root, { rpc, showError }) {
       q('.evaluate').hidden = false;
     },
   };
-}
-
-/** x: whole chunk numbers only; y: the running perplexity. */
-function chunkAxes() {
-  const [x, y] = axes('chunk', 'perplexity (so far)', { values: (u, ticks) => ticks.map((v) => fmt.num(v, 3)) });
-  x.incrs = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
-  x.values = (u, ticks) => ticks.map((v) => String(v));
-  return [x, y];
 }

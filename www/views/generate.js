@@ -1,6 +1,7 @@
 // Generate view: the loaded model continues a prompt on the GPU, token by token, with the sampling settings a
 // user can change (greedy, temperature, top-k, top-p, repetition penalty, seed). The text streams in as it is
-// decoded, with the live speed; a summary of the prefill and decode rates follows.
+// decoded, with the live speed; a summary of the prefill and decode rates follows. Once something has been
+// compressed, the compressed model can write instead of the original.
 import * as fmt from '../format.js';
 
 const DEFAULT_PROMPT = 'What is the capital of France?';
@@ -48,6 +49,12 @@ export function createGenerateView(root, { rpc, showError }) {
 model answers it instead of merely continuing the text.">
                 <input type="checkbox" class="chat" checked /> Chat template</label>
               <span class="chat-note help"></span>
+              <label class="inline-field" title="Compress the model first (Compress view) to run the compressed one.">
+                Model
+                <select class="model-choice" disabled>
+                  <option value="original">original</option>
+                  <option value="compressed">compressed</option>
+                </select></label>
             </div>
             <div class="gen-actions">
               <button type="button" class="primary run" title="Generate a continuation (Ctrl+Enter)">Generate</button>
@@ -98,7 +105,8 @@ model answers it instead of merely continuing the text.">
 
   function options() {
     const value = (key) => Number(q(`.${key}`).value);
-    const opts = { chat: q('.chat').checked, greedy: q('.greedy').checked };
+    const opts = { chat: q('.chat').checked, greedy: q('.greedy').checked,
+      compressed: q('.model-choice').value === 'compressed' };
     for (const [key, label, fallback, attrs] of SETTINGS) {
       if (opts.greedy && SAMPLING_ONLY.has(key)) continue; // greyed out: not used, not checked
       const input = q(`.${key}`);
@@ -167,7 +175,7 @@ model answers it instead of merely continuing the text.">
       output.textContent = result.text;
       output.dataset.state = result.stop === 'cancelled' ? 'cancelled' : 'done';
       output.dataset.tokens = String(result.tokens.length);
-      showSummary(result);
+      showSummary(result, opts.compressed ? 'compressed' : 'original');
       console.info(`[squeeze] generated ${result.tokens.length} tokens: prefill ${result.prompt_tokens} tokens at ` +
         `${result.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${result.decode_tokens_per_s.toFixed(2)} tok/s ` +
         `(stop: ${result.stop})`);
@@ -187,7 +195,7 @@ model answers it instead of merely continuing the text.">
     }
   }
 
-  function showSummary(r) {
+  function showSummary(r, model) {
     const rows = [
       ['prompt_tokens', 'Prompt tokens', r.prompt_tokens, fmt.integer(r.prompt_tokens)],
       ['tokens', 'Generated tokens', r.tokens.length, fmt.integer(r.tokens.length)],
@@ -196,6 +204,7 @@ model answers it instead of merely continuing the text.">
       ['decode_tokens_per_s', 'Decode', r.decode_tokens_per_s,
         `${r.decode_tokens_per_s.toFixed(2)} tok/s (${fmt.ms(r.decode_ms)})`],
       ['stop', 'Stop reason', r.stop, STOP_REASONS[r.stop] ?? r.stop],
+      ['model', 'Model', model, model],
     ];
     const dl = q('.gen-summary');
     dl.innerHTML = rows.map(([key, label, raw, shown]) =>
@@ -216,6 +225,15 @@ model answers it instead of merely continuing the text.">
     }
   }
 
+  /** Whether a compressed model exists to choose (a new model has none). */
+  function setCompressed(available) {
+    const pick = q('.model-choice');
+    pick.disabled = !available;
+    if (!available) pick.value = 'original';
+    pick.parentElement.title = available ? 'Which model writes: the loaded original, or the last compressed one.'
+      : 'Compress the model first (Compress view) to run the compressed one.';
+  }
+
   q('.run').onclick = run;
   q('.stop').onclick = stop;
   q('.greedy').addEventListener('change', syncControls);
@@ -234,11 +252,13 @@ model answers it instead of merely continuing the text.">
       const name = `${model.summary.name ?? ''} ${model.files.join(' ')}`;
       q('.chat').checked = /instruct|chat|-it\b/i.test(name);
       syncControls();
+      setCompressed(false);
       q('.empty-note').hidden = true;
       q('.generate').hidden = false;
     },
     activate() {
       if (!q('.generate').hidden) q('.prompt').focus();
     },
+    setCompressed,
   };
 }

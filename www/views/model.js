@@ -1,6 +1,7 @@
 // Model view: what was loaded (architecture, sizes per dtype, the GPU it sits on) and every tensor in a
 // searchable, sortable table. Choosing a row opens that tensor in the Weights view.
 import * as fmt from '../format.js';
+import { activateRows, makeSortable, sortableHeader } from '../table.js';
 
 const FACTS = [
   ['architecture', 'Architecture', (v, s) => [...new Set([s.family, v].filter(Boolean))].join(' · ') || '—'],
@@ -56,8 +57,7 @@ export function createModelView(root, { openTensor }) {
       </div>
       <div class="table-scroll">
         <table id="tensor-table" class="tensor-table">
-          <thead><tr>${COLUMNS.map((c) => `<th scope="col" class="${c.num ? 'num' : ''}" data-key="${c.key}">
-            <button type="button" class="sort">${c.label}</button></th>`).join('')}</tr></thead>
+          <thead><tr>${sortableHeader(COLUMNS)}</tr></thead>
           <tbody></tbody>
         </table>
       </div>
@@ -67,8 +67,8 @@ export function createModelView(root, { openTensor }) {
   const q = (sel) => root.querySelector(sel);
   const tbody = q('#tensor-table tbody');
   let tensors = [];
-  let sort = { key: 'name', dir: 1 };
   let gpu = null;
+  const sorted = makeSortable(q('#tensor-table'), COLUMNS, { key: 'name', dir: 1 }, renderTable);
 
   function renderFacts(model) {
     const s = model.summary;
@@ -111,43 +111,18 @@ export function createModelView(root, { openTensor }) {
 
   function renderTable() {
     const needle = q('.tensor-search').value.trim().toLowerCase();
-    const col = COLUMNS.find((c) => c.key === sort.key);
-    const rows = tensors
-      .filter((t) => !needle || t.name.toLowerCase().includes(needle) || t.dtype.toLowerCase() === needle)
-      .sort((a, b) => sort.dir * col.cmp(a, b));
+    const rows = sorted(
+      tensors.filter((t) => !needle || t.name.toLowerCase().includes(needle) || t.dtype.toLowerCase() === needle));
     tbody.innerHTML = rows.map((t) => `<tr tabindex="0" data-name="${fmt.esc(t.name)}">
       <td class="mono">${fmt.esc(t.name)}</td><td class="mono">${fmt.shape(t.shape)}</td>
       <td><code>${fmt.esc(t.dtype)}</code></td><td class="num">${fmt.integer(t.n_elements)}</td>
       <td class="num">${fmt.bytes(t.n_bytes)}</td></tr>`).join('');
     q('.tensor-count').textContent =
       rows.length === tensors.length ? `(${tensors.length})` : `(${rows.length} of ${tensors.length})`;
-    for (const th of root.querySelectorAll('th[data-key]')) {
-      th.setAttribute('aria-sort', th.dataset.key !== sort.key ? 'none' : sort.dir > 0 ? 'ascending' : 'descending');
-    }
   }
 
   q('.tensor-search').addEventListener('input', renderTable);
-  q('#tensor-table thead').addEventListener('click', (e) => {
-    const key = e.target.closest('th')?.dataset.key;
-    if (!key) return;
-    sort = { key, dir: sort.key === key ? -sort.dir : 1 };
-    renderTable();
-  });
-  tbody.addEventListener('click', (e) => {
-    const row = e.target.closest('tr');
-    if (row) openTensor(row.dataset.name);
-  });
-  tbody.addEventListener('keydown', (e) => {
-    const row = e.target.closest('tr');
-    if (!row) return;
-    if (e.key === 'Enter' || e.key === ' ') {
-      e.preventDefault();
-      openTensor(row.dataset.name);
-    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-      e.preventDefault();
-      (e.key === 'ArrowDown' ? row.nextElementSibling : row.previousElementSibling)?.focus();
-    }
-  });
+  activateRows(tbody, openTensor);
 
   return {
     setGpu(info) {

@@ -1,7 +1,12 @@
 // Weights view: one tensor's value distribution (histogram + summary statistics, computed by a GPU kernel)
 // and its per-output-channel max|w|, where the channels that would dominate a quantiser's scale stand out.
+// For a tensor the last compression rewrote, the compressed values are drawn over the original's, with the
+// distribution of the error Ŵ − W and the weights kept in 16 bit.
 import * as fmt from '../format.js';
-import { axes, barsPath, COLORS, mountChart } from '../charts.js';
+import { axes, barsPath, COLORS, joinTables, logTickValues, mountChart } from '../charts.js';
+
+/** At most this many kept (row, column) positions are listed; the count is always exact. */
+const KEPT_LISTED = 200;
 
 const BINS = [64, 128, 256];
 const TOP_K = [8, 16, 32];
@@ -44,6 +49,7 @@ export function createWeightsView(root, { call, showError }) {
           <h3>Histogram of weight values</h3>
           <p class="explain">How the values spread. A quantiser spends its levels across the whole range, so long
             tails leave fewer levels for the crowded middle.</p>
+          <p class="explain overlay-note" hidden></p>
           <div class="chart hist-chart"></div>
         </section>
         <section class="card stats">
@@ -52,6 +58,19 @@ export function createWeightsView(root, { call, showError }) {
           <p class="explain">Excess kurtosis is 0 for a Gaussian; large values mean heavy tails, i.e. outliers.</p>
           <h3>Quantiles</h3>
           <table class="quantile-table"><tbody></tbody></table>
+        </section>
+        <section class="card error-card" hidden>
+          <h3>Histogram of the error Ŵ − W</h3>
+          <p class="explain">Compressed minus original, weight by weight. Rounding to a grid spreads it over
+            ± half a level; a method that keeps weights in 16 bit leaves those at 0 (after its own corrections).</p>
+          <div class="chart error-chart"></div>
+        </section>
+        <section class="card kept-card" hidden>
+          <h3>Compression</h3>
+          <dl class="facts error-facts"></dl>
+          <h3>Kept in 16 bit</h3>
+          <p class="kept-summary"></p>
+          <ol class="kept-list mono"></ol>
         </section>
         <section class="card">
           <h3>Largest |w| in each output channel</h3>
@@ -77,10 +96,12 @@ export function createWeightsView(root, { call, showError }) {
   let inflight = false;
   let stats = null; // the last result shown
   let generation = 0; // bumped per model, so a late answer about the previous model is never shown
+  let compression = null; // {gen, methods: Map(tensor name → method)} of the last compression, or null
+  let compressions = 0;
 
   const settings = () => ({ bins: Number(q('.bins').value), topK: Number(q('.topk').value) });
-  const sameRequest = (a, b) =>
-    a && b && a.gen === b.gen && a.name === b.name && a.bins === b.bins && a.topK === b.topK;
+  const sameRequest = (a, b) => a && b && a.gen === b.gen && a.compression === b.compression &&
+    a.name === b.name && a.bins === b.bins && a.topK === b.topK;
 
   // Only one request at a time; quick successive choices collapse into the latest one.
   async function refresh() {
@@ -91,9 +112,15 @@ export function createWeightsView(root, { call, showError }) {
     root.classList.add('busy');
     try {
       const { name, bins, topK } = request;
-      const result = await call('tensorStats', { name, bins, topK });
+      const method = compression?.methods.get(name);
+      // The worker queues these; asking for all at once saves waiting for each answer in turn.
+      const [result, after, error] = await Promise.all([
+        call('tensorStats', { name, bins, topK }),
+        method && call('tensorStats', { name, bins, topK, compressed: true }),
+        method && call('weightError', { name, bins }),
+      ]);
       if (sameRequest(request, want)) {
-        stats = { ...result, request };
+        stats = { ...result, request, after: method ? { method, stats: after, error } : null };
         render();
       }
     } catch (err) {
@@ -117,7 +144,7 @@ export function createWeightsView(root, { call, showError }) {
       return;
     }
     showTitle(t);
-    want = { name, gen: generation, ...settings() };
+    want = { name, gen: generation, compression: compression?.gen ?? 0, ...settings() };
     refresh();
   }
 
@@ -142,33 +169,78 @@ export function createWeightsView(root, { call, showError }) {
       `<tr><td class="num">${channel}</td><td class="num">${fmt.num(max_abs)}</td>
         <td class="num">${med > 0 ? (max_abs / med).toFixed(1) : '—'}</td></tr>`).join('');
     drawHistogram();
+    renderComparison();
     drawChannels(med);
   }
 
+  /** The original's histogram, or with a compressed tensor both, as densities (their bins differ). */
   function drawHistogram() {
-    const { lo, hi, counts } = stats.histogram;
+    const { after } = stats;
     const log = q('.log').checked;
-    const width = (hi - lo) / counts.length;
-    const x = Array.from(counts, (_, i) => lo + (i + 0.5) * width);
-    // A log axis cannot show 0: empty bins become gaps.
-    const y = Array.from(counts, (c) => (log && c <= 0 ? null : c));
-    const yTitle = log ? 'count (elements, log scale)' : 'count (elements)';
-    mountChart(q('.hist-chart'), `Histogram of ${stats.name}: ${counts.length} bins from ${fmt.num(lo)} to ` +
-      `${fmt.num(hi)}, ${yTitle}`, {
-      scales: {
-        x: { time: false, range: [lo, hi] },
-        y: log ? { distr: 3 } : { range: (u, min, max) => [0, max * 1.05] },
-      },
-      axes: axes('weight value (dequantised)', yTitle, {
-        values: (u, ticks) => ticks.map((v) => (v == null ? null : fmt.compact(v))), // null: unlabelled log tick
-      }),
+    const [x, y] = histogramPoints(stats.histogram, after ? stats.n : 0);
+    const scale = log ? ', log scale' : '';
+    const yTitle = after ? `density (share of weights per unit of w${scale})` : `count (elements${scale})`;
+    const bars = { label: after ? 'original' : 'count', fill: COLORS.bars, stroke: COLORS.bars, paths: barsPath(),
+      points: { show: false }, value: (u, v) => (after ? fmt.num(v) : fmt.integer(v)) };
+    const series = [{ label: 'value', value: (u, v) => fmt.num(v) }, bars];
+    let data = [x, gaps(y, log)];
+    let [lo, hi] = [stats.histogram.lo, stats.histogram.hi];
+    if (after) {
+      const [xc, yc] = histogramPoints(after.stats.histogram, after.stats.n);
+      data = joinTables([data, [xc, gaps(yc, log)]]);
+      series.push({ label: `after ${after.method}`, stroke: COLORS.after, width: 2, points: { show: false },
+        value: (u, v) => fmt.num(v) });
+      [lo, hi] = [Math.min(lo, after.stats.histogram.lo), Math.max(hi, after.stats.histogram.hi)];
+    }
+    const { counts } = stats.histogram;
+    mountChart(q('.hist-chart'), `Histogram of ${stats.name}${after ? `, original and after ${after.method}` : ''}: ` +
+      `${counts.length} bins from ${fmt.num(lo)} to ${fmt.num(hi)}, ${yTitle}`, {
+      scales: { x: { time: false, range: [lo, hi] }, y: yScale(log) },
+      axes: axes('weight value (dequantised)', yTitle, { values: logTickValues(fmt.compact) }),
+      series,
+      legend: { live: true },
+    }, data, 360);
+  }
+
+  function renderComparison() {
+    const { after } = stats;
+    for (const el of root.querySelectorAll('.error-card, .kept-card, .overlay-note')) el.hidden = !after;
+    if (!after) return;
+    const e = after.error;
+    q('.overlay-note').textContent = `Indigo bars: the original (${e.dtype_before}); amber line: after ` +
+      `${after.method} (${e.dtype_after}). Both are densities, each over its own range, so their shapes compare.`;
+    const facts = [
+      ['dtype', 'Dtype', `${e.dtype_before} → ${e.dtype_after}`],
+      ['rel_mse', '‖Ŵ − W‖² / ‖W‖²', fmt.num(e.rel_mse)],
+      ['max_abs', 'max |Ŵ − W|', fmt.num(e.max_abs)],
+      ['kept_count', 'Kept in 16 bit', fmt.integer(e.kept_count)],
+    ];
+    q('.error-facts').innerHTML = facts.map(([key, label, shown]) =>
+      `<div data-key="${key}"><dt>${label}</dt><dd>${fmt.esc(shown)}</dd></div>`).join('');
+    q('.kept-card').dataset.kept = String(e.kept_count);
+    q('.kept-summary').textContent = e.kept_count
+      ? `${fmt.integer(e.kept_count)} weights (row, column)${e.kept_count > KEPT_LISTED ?
+        `, the first ${KEPT_LISTED} listed` : ''}:`
+      : `${after.method} keeps no weights in 16 bit in this tensor.`;
+    q('.kept-list').innerHTML = e.kept.slice(0, KEPT_LISTED).map(([r, c]) => `<li>(${r}, ${c})</li>`).join('');
+    drawError();
+  }
+
+  function drawError() {
+    const e = stats.after.error;
+    const log = q('.log').checked;
+    const [x, y] = histogramPoints(e);
+    const yTitle = `count (weights${log ? ', log scale' : ''})`;
+    mountChart(q('.error-chart'), `Histogram of the error of ${e.name} after ${stats.after.method}: ` +
+      `${e.counts.length} bins from ${fmt.num(e.lo)} to ${fmt.num(e.hi)}, ${yTitle}`, {
+      scales: { x: { time: false, range: [e.lo, e.hi] }, y: yScale(log) },
+      axes: axes('Ŵ − W (compressed − original)', yTitle, { values: logTickValues(fmt.compact) }),
       series: [
-        { label: 'value', value: (u, v) => fmt.num(v) },
-        { label: 'count', fill: COLORS.bars, stroke: COLORS.bars, paths: barsPath(), points: { show: false },
+        { label: 'error', value: (u, v) => fmt.num(v) },
+        { label: 'count', fill: COLORS.after, stroke: COLORS.after, paths: barsPath(), points: { show: false },
           value: (u, v) => fmt.integer(v) },
       ],
-      legend: { live: true },
-    }, [x, y], 360);
+    }, [x, gaps(y, log)]);
   }
 
   function drawChannels(med) {
@@ -215,7 +287,11 @@ export function createWeightsView(root, { call, showError }) {
   for (const el of [q('.bins'), q('.topk')]) {
     el.addEventListener('change', () => want && select(want.name));
   }
-  q('.log').addEventListener('change', () => stats && drawHistogram());
+  q('.log').addEventListener('change', () => {
+    if (!stats) return;
+    drawHistogram();
+    if (stats.after) drawError();
+  });
 
   return {
     setModel(model) {
@@ -223,16 +299,42 @@ export function createWeightsView(root, { call, showError }) {
       generation++;
       want = null;
       stats = null;
+      compression = null;
       q('#tensor-names').innerHTML = tensors.map((t) => `<option value="${fmt.esc(t.name)}"></option>`).join('');
       q('.empty-note').hidden = true;
       q('.weights').hidden = false;
     },
     select,
+    /** The report of the last compression (null: none); the tensor on show is compared if it was rewritten. */
+    setCompression(report) {
+      compression = report && { gen: ++compressions, methods: new Map(report.tensors.map((t) => [t.name, t.method])) };
+      if (want) select(want.name);
+    },
     /** Called when the view becomes visible: start with a typical weight matrix if nothing is chosen yet. */
     activate() {
       if (!want && tensors.length) select((tensors.find((t) => /attn_q/.test(t.name)) ?? tensors[0]).name);
     },
   };
+}
+
+/**
+ * Bin centres and heights of a histogram: counts, or given the number of elements, densities (share of the
+ * elements per unit of value), which compare across histograms with different bins.
+ */
+function histogramPoints({ lo, hi, counts }, elements = 0) {
+  const width = (hi - lo) / counts.length;
+  const x = Array.from(counts, (_, i) => lo + (i + 0.5) * width);
+  const y = Array.from(counts, (c) => (elements ? c / (elements * width) : c));
+  return [x, y];
+}
+
+/** A log axis cannot show 0: empty bins become gaps. */
+function gaps(values, log) {
+  return log ? values.map((v) => (v <= 0 ? null : v)) : values;
+}
+
+function yScale(log) {
+  return log ? { distr: 3 } : { range: (u, min, max) => [0, max * 1.05] };
 }
 
 function percent(p) {
