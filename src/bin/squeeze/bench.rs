@@ -1,5 +1,6 @@
 //! `squeeze bench`: how fast the model loads and runs here, and how much GPU memory it takes.
 
+use crate::compress::read;
 use crate::{args, json, model_files, USAGE};
 use squeeze::compress::{compress, Calibration, Recipe};
 use squeeze::error::{Error, Result};
@@ -48,10 +49,6 @@ pub async fn bench(raw: &[String]) -> Result<String> {
     let view = original.view();
     let compressed = match args.text("recipe") {
         Some(path) => {
-            let read = |p: &str| {
-                std::fs::read_to_string(p)
-                    .map_err(|e| Error::Io { file: p.to_string(), problem: e.to_string() })
-            };
             let recipe = Recipe::parse(&read(path)?)?;
             let mut calib = match args.text("calib-file") {
                 Some(f) => model::tokenizer(&original.header)?.encode(&read(f)?, false, false),

@@ -9,7 +9,7 @@ use squeeze::eval::kld::{compare_models, divergence_from, BaseLogProbs};
 use squeeze::model;
 use squeeze::model::runner::Runner;
 
-fn read(path: &str) -> Result<String> {
+pub fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::Io { file: path.to_string(), problem: e.to_string() })
 }
 

@@ -9,10 +9,9 @@
 //! columns in blocks: the error feedback inside a block is applied column by column, the feedback onto the
 //! columns after it once per block (the reference's lazy batch update), one row of U for the whole tile.
 
-use super::grid::{pack, quantize_rtn, Format, Granularity, Grid, Quantized};
+use super::grid::{pack, quantize_rtn, Format, Grid, Quantized};
 use crate::compress::linalg;
 use crate::error::{Error, Result};
-use crate::formats::DType;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -242,7 +241,7 @@ fn grid_source(
     };
     // One grid for the whole tensor (repeated in every row's block), except in ggml's block formats,
     // where every block of 32 has its own.
-    if format.granularity == Granularity::Tensor && matches!(format.dtype(cols), Ok(DType::Packed(_))) {
+    if format.per_tensor() {
         return GridSource::Static(vec![fit_rows(0..rows, &fit_columns(0)); rows]);
     }
     let groups = cols.div_ceil(group);
