@@ -375,11 +375,13 @@ fn clamped(v: f32, lo: f32, hi: f32) -> i32 {
 fn code_of(g: Grid, s: f32, x: f32) -> u32 {
     let y = unfused(x * s);
     switch SCHEME {
+        // The zero point is added before rounding (the nearest level also for HQQ's fractional
+        // zero points), so ties go to the higher code, as Q4_0's ⌊y + 8.5⌋ takes them.
         case INT_SYM: {
-            return u32(clamped(round_away(y) + f32(1u << (BITS - 1u)), 0.0, f32((1u << BITS) - 1u)));
+            return u32(clamped(round_away(y + f32(1u << (BITS - 1u))), 0.0, f32((1u << BITS) - 1u)));
         }
         case INT_ASYM: {
-            return u32(clamped(round_away(y) + g.z, 0.0, f32((1u << BITS) - 1u)));
+            return u32(clamped(round_away(y + g.z), 0.0, f32((1u << BITS) - 1u)));
         }
         case NF4: {
             return nearest_level(16u, y);

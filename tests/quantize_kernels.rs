@@ -252,17 +252,18 @@ async fn one_block(gpu: &Gpu, scheme: Scheme, values: &[f32]) -> Vec<u8> {
     got
 }
 
-/// k/16 for k = −16 … 15: the symmetric 4-bit scale is 1/8, so x/d = k/2 and every odd k is a tie,
-/// which Rust's round (and so the kernel) takes away from zero: codes k/2 + 8 rounded outwards,
-/// clamped to 15. Element 2i is the low nibble of code byte i.
+/// k/16 for k = −16 … 15: the symmetric 4-bit scale is 1/8, so x/d = k/2 and every odd k is a tie.
+/// The zero point 8 is added before Rust's round (and the kernel's), so k/2 + 8 ≥ 0 rounds away from
+/// zero, which is up: code ⌈k/2⌉ + 8, clamped to 15, as Q4_0's ⌊x/d + 8.5⌋ would. Element 2i is the low
+/// nibble of code byte i.
 #[test]
-fn ties_round_away_from_zero() {
+fn ties_round_to_the_higher_code() {
     pollster::block_on(async {
         let values: Vec<f32> = (-16..16).map(|k| k as f32 / 16.0).collect();
         let got = one_block(&small_gpu(), Scheme::Int { bits: 4, sym: true }, &values).await;
         let want = [
             0x00, 0x30, // d = 0.125 as f16
-            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x98, 0xA9, 0xBA, 0xCB, 0xDC, 0xED, 0xFE, 0xFF,
+            0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87, 0x98, 0xA9, 0xBA, 0xCB, 0xDC, 0xED, 0xFE, 0xFF,
         ];
         assert_eq!(got, want);
     });
@@ -329,7 +330,7 @@ fn bad_arguments_are_clear_errors() {
                 .unwrap()
         };
         let e = quantize(4, 96, Scheme::Nf4, Granularity::Group(64));
-        assert!(e.to_string().contains("rows of 96 do not split into blocks of 64"), "{e}");
+        assert!(e.to_string().contains("needs groups that divide the row; rows of 96 end in a shorter block"), "{e}");
         let e = quantize(4, 96, Scheme::Int { bits: 9, sym: true }, Granularity::Channel);
         assert!(e.to_string().contains("2 to 8 bits, not 9"), "{e}");
         let e = quantize(5, 96, Scheme::Q8_0, Granularity::Channel);
