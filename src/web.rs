@@ -5,8 +5,9 @@
 use crate::compress::recipe::{method_views, FORMATS};
 use crate::compress::{compress, Calibration, Outcome, Recipe};
 use crate::error::{Error, Result};
-use crate::eval::kld::compare_models;
+use crate::eval::kld::{compare_models, BaseLogProbs};
 use crate::eval::perplexity::{perplexity, Convention};
+use crate::eval::sensitivity;
 use crate::eval::weight_error::weight_error;
 use crate::eval::weight_stats::tensor_stats;
 use crate::formats::ByteSource;
@@ -82,6 +83,15 @@ impl Progress for JsProgress<'_> {
     fn cancelled(&self) -> bool {
         self.stop.get()
     }
+}
+
+/// Sensitivity scan options from the page.
+#[derive(Deserialize)]
+struct ScanOptions {
+    text: String,
+    ctx: usize,
+    /// 0: every chunk of the text.
+    chunks: usize,
 }
 
 /// Compression options from the page; absent fields take the defaults.
@@ -257,6 +267,35 @@ impl Squeeze {
         };
         self.compressed.replace(Some(Rc::new(compressed.model)));
         to_js(&Outcome::new(compressed.report, eval))
+    }
+
+    /// Layer sensitivity: compress each block alone with `step` (one recipe step as JSON, data-free) and
+    /// measure the KL divergence against the loaded model on `options` = { text, ctx, chunks }.
+    /// Returns [{ layer, kld, top1, bpw, seconds }]; `stop()` cancels between blocks and chunks.
+    pub async fn sensitivity(
+        &self,
+        step: String,
+        options: JsValue,
+        on_progress: js_sys::Function,
+    ) -> std::result::Result<JsValue, JsError> {
+        let options: ScanOptions = serde_wasm_bindgen::from_value(options)
+            .map_err(|e| JsError::new(&format!("sensitivity options: {e}")))?;
+        let recipe = Recipe::parse(&format!(r#"{{"steps":[{step}]}}"#)).map_err(js_err)?;
+        let model = self.loaded()?;
+        let tokenizer = model::tokenizer(&model.header).map_err(js_err)?;
+        self.stop.set(false);
+        let mut progress = JsProgress { callback: &on_progress, stop: self.stop.clone() };
+        let tokens = tokenizer.encode(&options.text, tokenizer.adds_bos(), false);
+        let bos = tokenizer.adds_bos().then(|| tokenizer.bos());
+        let chunks = (options.chunks > 0).then_some(options.chunks);
+        let mut runner = Runner::new(&self.gpu, &model, options.ctx, options.ctx).map_err(js_err)?;
+        let base = BaseLogProbs::compute(&mut runner, &tokens, options.ctx, chunks, bos, &mut progress)
+            .await
+            .map_err(js_err)?;
+        let layers = sensitivity::scan(&self.gpu, &model, &recipe.steps[0], &base, &mut progress)
+            .await
+            .map_err(js_err)?;
+        to_js(&layers)
     }
 
     /// Where compressing changed one tensor: a histogram of Ŵ − W and the positions kept as outliers.

@@ -130,3 +130,42 @@ fn quantisers_rank_as_the_literature_predicts_on_smollm2() {
         q4_0.kld
     );
 }
+
+/// Target-bpw mode on blocks 0–3 between 3 and 4 bits at 3.8 bpw: two blocks can have 4 bits. The
+/// allotment measures each block's sensitivity and upgrades the two that matter most; giving the same
+/// bits to the other two instead (same size) must be worse.
+#[test]
+fn target_bpw_spends_bits_where_the_model_is_sensitive() {
+    let b = bench();
+    let (c, allotted) = b.run(
+        r#"{"steps":[{"method":"rtn","bits":3,"group":128,"target_bpw":3.8,"max_bits":4,"target":"blk\\.[0-3]\\."}]}"#,
+    );
+    assert_sizes_honest(&c);
+    let a = &c.report.allotments[0];
+    assert_eq!(a.layers.iter().map(|l| l.layer).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert_eq!(a.sensitivity.len(), 4);
+    assert!(a.sensitivity.iter().all(|s| s.kld > 0.0 && s.kld.is_finite()), "{:?}", a.sensitivity);
+    let upgraded: Vec<usize> = a.layers.iter().filter(|l| l.bits == 4).map(|l| l.layer).collect();
+    assert_eq!(upgraded.len(), 2, "{:?}", a.layers);
+    // The allotment's size is what was stored, and within the target.
+    assert!((a.bpw - c.report.bpw_compressed).abs() < 1e-9, "{} vs {}", a.bpw, c.report.bpw_compressed);
+    assert!(a.bpw <= 3.8, "{}", a.bpw);
+    for t in &c.report.tensors {
+        let bits = a.layers.iter().find(|l| Some(l.layer) == t.layer).unwrap().bits;
+        assert_eq!(t.dtype_after, format!("UINT{bits}_G128"), "{}", t.name);
+    }
+
+    let blocks = |bits: u8| {
+        let ls: Vec<String> =
+            a.layers.iter().filter(|l| (l.bits == 4) == (bits == 3)).map(|l| l.layer.to_string()).collect();
+        format!(r#"{{"method":"rtn","bits":{bits},"group":128,"target":"blk\\.({})\\."}}"#, ls.join("|"))
+    };
+    let (swapped_c, swapped) = b.run(&format!(r#"{{"steps":[{},{}]}}"#, blocks(3), blocks(4)));
+    assert!((swapped_c.report.bpw_compressed - a.bpw).abs() < 1e-9);
+    assert!(
+        allotted.kld < swapped.kld,
+        "bits by sensitivity (blocks {upgraded:?} at 4): KLD {} vs the other two blocks at 4: {}",
+        allotted.kld,
+        swapped.kld
+    );
+}

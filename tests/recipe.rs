@@ -80,3 +80,29 @@ fn wrong_recipes_say_what_is_valid() {
     assert!(message(r#"{"step":[]}"#).contains("unknown key \"step\""));
     assert!(message("not json").contains("not valid JSON"));
 }
+
+#[test]
+fn target_bpw_mode_is_checked_and_resolves() {
+    let r = Recipe::parse(r#"{"steps":[{"method":"rtn","bits":3,"target_bpw":3.5,"max_bits":6}]}"#).unwrap();
+    assert_eq!(r.steps[0].allotted(), Some((3.5, 6)));
+    assert!(r.needs_calibration(), "sensitivity is measured on the calibration text");
+    let at5 = r.steps[0].with_bits(5);
+    assert_eq!(at5.format().unwrap().scheme, Scheme::Int { bits: 5, sym: false });
+    assert_eq!(at5.allotted(), None);
+    // A calibrated method's probe is rounding on the same grid.
+    let g = Recipe::parse(r#"{"steps":[{"method":"gptq","bits":3,"group":64,"sym":true,"target_bpw":4}]}"#)
+        .unwrap();
+    let probe = g.steps[0].data_free();
+    assert_eq!(probe.method, "rtn");
+    assert_eq!(probe.format().unwrap(), g.steps[0].format().unwrap());
+    assert_eq!(Recipe::parse(r#"{"steps":[{"method":"rtn"}]}"#).unwrap().steps[0].allotted(), None);
+
+    let m = message(r#"{"steps":[{"method":"rtn","bits":4,"target_bpw":4.5,"max_bits":3}]}"#);
+    assert!(m.contains("max_bits must lie in [bits = 4, 8]"), "{m}");
+    let m = message(r#"{"steps":[{"method":"rtn","format":"q4_0","target_bpw":4.5}]}"#);
+    assert!(m.contains("integer format"), "{m}");
+    let m = message(r#"{"steps":[{"method":"rtn","target_bpw":40}]}"#);
+    assert!(m.contains("target_bpw must be 0 (off)"), "{m}");
+    let m = message(r#"{"steps":[{"method":"nf4","target_bpw":4}]}"#);
+    assert!(m.contains("nf4 has no parameter \"target_bpw\""), "{m}");
+}

@@ -7,7 +7,7 @@ import init, { Squeeze } from './pkg/squeeze.js';
 
 let sq = null;
 /** Requests that Stop can end early. */
-const CANCELLABLE = new Set(['generate', 'perplexity', 'compress']);
+const CANCELLABLE = new Set(['generate', 'perplexity', 'compress', 'sensitivity']);
 /** The request being worked on ({id, op}), or null. */
 let running = null;
 /** Ids of requests still in the queue, and those of them asked to stop before they started. */
@@ -54,6 +54,14 @@ const ops = {
    */
   async compress({ recipe, options }, progress) {
     return ready().compress(recipe, options, progress);
+  },
+
+  /**
+   * Layer sensitivity: each block compressed alone with `step` (a data-free recipe step as JSON text),
+   * KL divergence against the loaded model on `options` = {text, ctx, chunks}; progress per chunk and block.
+   */
+  async sensitivity({ step, options }, progress) {
+    return ready().sensitivity(step, options, progress);
   },
 
   /** Histogram of Ŵ − W of one compressed tensor, and its weights kept in 16 bit. */

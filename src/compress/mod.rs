@@ -5,6 +5,7 @@
 //! of every tensor no step touched. Methods read each weight as f32 (the original decoded — for a
 //! quantised file that is exactly what it computes with) and write a stored format the kernels read.
 
+pub mod allot;
 pub mod calib;
 pub mod linalg;
 mod methods;
@@ -17,15 +18,17 @@ mod work;
 pub use recipe::{Recipe, Step, METHODS};
 pub use report::{CompressReport, Outcome, StepReport, TensorReport};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::now_ms;
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::{LoadedModel, Progress};
+pub use allot::Allotment;
 use calib::{Calibrator, Capture};
 use work::Work;
 
 /// Calibration text for the calibrated methods: token ids, cut into sequences of `seq_len`.
+#[derive(Clone, Copy)]
 pub struct Calibration<'a> {
     pub tokens: &'a [u32],
     pub seq_len: usize,
@@ -36,12 +39,43 @@ pub struct Compressed {
     pub report: CompressReport,
 }
 
-/// Apply `recipe` to `original`, block by block; `calibration` is needed when a step is calibrated.
+/// Apply `recipe` to `original`, block by block; `calibration` is needed when a step is calibrated
+/// or allots its bits by sensitivity (target-bpw mode, measured first).
 pub async fn compress(
     gpu: &Gpu,
     original: &LoadedModel,
     recipe: &Recipe,
     calibration: Option<Calibration<'_>>,
+    progress: &mut impl Progress,
+) -> Result<Compressed> {
+    let start = now_ms();
+    let mut allotments = Vec::new();
+    for (index, step) in recipe.steps.iter().enumerate().filter(|(_, s)| s.allotted().is_some()) {
+        let calibration = calibration.ok_or_else(|| {
+            Error::Invalid(format!(
+                "recipe step {} ({}): target_bpw measures each block's sensitivity on calibration text: give it",
+                index + 1,
+                step.method
+            ))
+        })?;
+        allotments.push(allot::allot(gpu, original, index, step, calibration, progress).await?);
+    }
+    let mut compressed = run_recipe(gpu, original, recipe, calibration, &allotments, progress).await?;
+    compressed.report.seconds = (now_ms() - start) / 1000.0;
+    for a in &allotments {
+        compressed.report.steps[a.step].notes.push(a.summary());
+    }
+    compressed.report.allotments = allotments;
+    Ok(compressed)
+}
+
+/// `compress` with the bits of target-bpw steps already allotted.
+pub async fn run_recipe(
+    gpu: &Gpu,
+    original: &LoadedModel,
+    recipe: &Recipe,
+    calibration: Option<Calibration<'_>>,
+    allotments: &[Allotment],
     progress: &mut impl Progress,
 ) -> Result<Compressed> {
     let start = now_ms();
@@ -58,12 +92,11 @@ pub async fn compress(
     }
     work.upload_pending()?;
 
-    let mut calibrator = match (recipe.needs_calibration(), calibration) {
+    let calibrated = recipe.steps.iter().any(|s| s.info().calibrated);
+    let mut calibrator = match (calibrated, calibration) {
         (false, _) => None,
         (true, None) => {
-            return Err(crate::error::Error::Invalid(
-                "this recipe has calibrated steps: give calibration text".into(),
-            ))
+            return Err(Error::Invalid("this recipe has calibrated steps: give calibration text".into()))
         }
         (true, Some(c)) => {
             progress.report("calibration", 0, cfg.n_layers as u64);
@@ -74,7 +107,7 @@ pub async fn compress(
     let mut calib_ms = 0.0;
     for l in 0..cfg.n_layers {
         if progress.cancelled() {
-            return Err(crate::error::Error::Cancelled);
+            return Err(Error::Cancelled);
         }
         progress.report("compress", l as u64, cfg.n_layers as u64);
         let in_layer = |ts: &[plan::Target]| -> Vec<plan::Target> {
@@ -85,7 +118,7 @@ pub async fn compress(
             .iter()
             .zip(&targets)
             .enumerate()
-            .map(|(i, (s, ts))| (i, s, in_layer(ts)))
+            .map(|(i, (s, ts))| (i, Allotment::step_for(allotments, i, s, l), in_layer(ts)))
             .filter(|(_, _, ts)| !ts.is_empty())
             .collect();
         let calibrated = layer_steps.iter().any(|(_, s, _)| s.info().calibrated);

@@ -64,7 +64,7 @@ fn step_targets(
                 .join(", ")
         )));
     }
-    if step.info().calibrated || step.method == "llm_int8" {
+    if step.info().calibrated || step.allotted().is_some() || step.method == "llm_int8" {
         if let Some(t) = targets.iter().find(|t| t.linear.is_none()) {
             return Err(Error::Invalid(format!(
                 "{what}: {} is not a linear layer inside a block; {} works on block linears only",

@@ -7,6 +7,10 @@
 //! parameters it uses (`bits`, `group` — positive: group size along the input dimension, 0: one scale
 //! per output channel, −1: one per tensor —, `sym`, `format`, `search`) plus its own knobs with the
 //! reference implementations' defaults. Unknown methods or parameters are refused with the valid list.
+//!
+//! Target-bpw mode: an integer step with `target_bpw` > 0 treats `bits` as a floor and gives blocks more
+//! bits, up to `max_bits`, by their measured sensitivity until its tensors average `target_bpw`
+//! (`compress::allot`).
 
 use super::quant::grid::{Format, Granularity, Scheme};
 use crate::error::{Error, Result};
@@ -55,14 +59,15 @@ pub const METHODS: &[MethodInfo] = &[
         about: "Round to nearest: each group of weights gets a scale (and zero point) from its range, and \
                 every weight is rounded to the nearest level. Fast and data-free; the baseline every other \
                 method is measured against.",
-        defaults: || json!({"bits": 4, "group": 128, "sym": false, "format": "int", "search": false}),
+        defaults: || json!({"bits": 4, "group": 128, "sym": false, "format": "int", "search": false,
+                   "target_bpw": 0.0, "max_bits": 8}),
     },
     MethodInfo {
         name: "hqq",
         calibrated: false,
         about: "Half-Quadratic Quantization: keeps the scale but optimises each group's zero point so the \
                 rounding error is sparse (a robust lp-norm, p < 1). Data-free and fast.",
-        defaults: || json!({"bits": 4, "group": 64, "iters": 20}),
+        defaults: || json!({"bits": 4, "group": 64, "iters": 20, "target_bpw": 0.0, "max_bits": 8}),
     },
     MethodInfo {
         name: "gptq",
@@ -72,7 +77,7 @@ pub const METHODS: &[MethodInfo] = &[
                 text; much better than rounding at 3–4 bits.",
         defaults: || {
             json!({"bits": 4, "group": 128, "sym": false, "format": "int", "search": false,
-                   "damp": 0.01, "block": 128, "act_order": false})
+                   "damp": 0.01, "block": 128, "act_order": false, "target_bpw": 0.0, "max_bits": 8})
         },
     },
     MethodInfo {
@@ -82,7 +87,8 @@ pub const METHODS: &[MethodInfo] = &[
                 scaled up before rounding (s = mean|x|^α, α searched) and the inverse scale is folded into \
                 the preceding operation; then each group's clipping range is searched.",
         defaults: || {
-            json!({"bits": 4, "group": 128, "sym": false, "format": "int", "grid": 20, "clip": true})
+            json!({"bits": 4, "group": 128, "sym": false, "format": "int", "grid": 20, "clip": true,
+                   "target_bpw": 0.0, "max_bits": 8})
         },
     },
     MethodInfo {
@@ -107,7 +113,7 @@ pub const METHODS: &[MethodInfo] = &[
                 (relative to the row's) in 16 bit, stored sparsely beside the low-bit matrix.",
         defaults: || {
             json!({"bits": 3, "group": 32, "sym": false, "damp": 0.01, "block": 128, "act_order": false,
-                   "threshold": 0.2})
+                   "threshold": 0.2, "target_bpw": 0.0, "max_bits": 8})
         },
     },
     MethodInfo {
@@ -117,7 +123,7 @@ pub const METHODS: &[MethodInfo] = &[
                 (Hessian diagonal × error) stay in 16 bit; GPTQ quantises the rest.",
         defaults: || {
             json!({"bits": 4, "group": 128, "sym": false, "damp": 0.01, "block": 128, "act_order": false,
-                   "keep": 0.01})
+                   "keep": 0.01, "target_bpw": 0.0, "max_bits": 8})
         },
     },
     MethodInfo {
@@ -210,7 +216,7 @@ impl Recipe {
     }
 
     pub fn needs_calibration(&self) -> bool {
-        self.steps.iter().any(|s| s.info().calibrated)
+        self.steps.iter().any(|s| s.info().calibrated || s.allotted().is_some())
     }
 }
 
@@ -323,8 +329,56 @@ impl Step {
                 }
             }
         }
+        if let Some((target, max_bits)) = self.allotted() {
+            let bits = self.get_i64("bits").unwrap_or(8);
+            if !matches!(self.format()?.scheme, Scheme::Int { .. }) {
+                return Err(invalid(&format!(
+                    "{m}.target_bpw needs the integer format (\"format\": \"int\")"
+                )));
+            }
+            if !(bits..=8).contains(&i64::from(max_bits)) {
+                return Err(invalid(&format!("{m}.max_bits must lie in [bits = {bits}, 8], not {max_bits}")));
+            }
+            if !(1.0..=17.0).contains(&target) {
+                return Err(invalid(&format!(
+                    "{m}.target_bpw must be 0 (off) or a bit width in [1, 17], not {target}"
+                )));
+            }
+        }
         self.format()?;
         Ok(())
+    }
+
+    /// Target-bpw mode: (target bits per weight, most bits a block may get), when `target_bpw` > 0.
+    pub fn allotted(&self) -> Option<(f64, u8)> {
+        let target = self.params.get("target_bpw").and_then(Value::as_f64).filter(|&t| t > 0.0)?;
+        Some((target, self.get_i64("max_bits").unwrap_or(8).clamp(0, 8) as u8))
+    }
+
+    /// A data-free step that writes the same grid: the step itself when it needs no calibration,
+    /// otherwise round-to-nearest with its `bits`, `group`, `sym`, `format` and `search`. The
+    /// sensitivity scan measures blocks with it (a calibrated method would need the model calibrated
+    /// once per block).
+    pub fn data_free(&self) -> Step {
+        if !self.info().calibrated {
+            return self.clone();
+        }
+        let rtn = method_info("rtn").expect("rtn is a method");
+        let Value::Object(mut params) = (rtn.defaults)() else { unreachable!("defaults are objects") };
+        for (key, value) in params.iter_mut() {
+            if let Some(v) = self.params.get(key) {
+                *value = v.clone();
+            }
+        }
+        Step { method: rtn.name.to_string(), target: self.target.clone(), params }
+    }
+
+    /// The same step at `bits` bits per weight, target-bpw mode off.
+    pub fn with_bits(&self, bits: u8) -> Step {
+        let mut step = self.clone();
+        step.params.insert("bits".into(), json!(bits));
+        step.params.insert("target_bpw".into(), json!(0.0));
+        step
     }
 
     /// The storage format this step writes, for the methods that quantise weights.

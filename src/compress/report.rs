@@ -1,5 +1,6 @@
 //! What a compression did, as the page and `squeeze compress --json` show it.
 
+use super::allot::Allotment;
 use super::recipe::Recipe;
 use crate::eval::kld::Divergence;
 use serde::Serialize;
@@ -51,6 +52,8 @@ pub struct CompressReport {
     pub bpw: f64,
     /// Over the compressed tensors only.
     pub bpw_compressed: f64,
+    /// Target-bpw steps: the bits each block got and the sensitivity that decided it.
+    pub allotments: Vec<Allotment>,
 }
 
 /// A compression and its measurement against the original, flattened for tables and scripts.

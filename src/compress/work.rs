@@ -194,6 +194,7 @@ impl<'a> Work<'a> {
             size_bytes_original: size(self.original),
             bpw: size_bytes as f64 * 8.0 / params as f64,
             bpw_compressed: c_bytes as f64 * 8.0 / c_params.max(1) as f64,
+            allotments: Vec::new(),
         };
         Compressed { model: self.model, report }
     }

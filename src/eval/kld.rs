@@ -75,6 +75,11 @@ pub struct BaseLogProbs {
 }
 
 impl BaseLogProbs {
+    /// The context length the chunks were run at.
+    pub fn ctx(&self) -> usize {
+        self.ctx
+    }
+
     /// Run `base` over `tokens` in chunks of `ctx` (at most `max_chunks`), keeping the scored rows
     /// (the second half of each chunk, as llama.cpp scores them).
     pub async fn compute(

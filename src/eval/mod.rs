@@ -1,7 +1,9 @@
-//! Measuring models: weight statistics, perplexity, and agreement with a base model.
+//! Measuring models: weight statistics, perplexity, agreement with a base model, and how sensitive
+//! each block is to compression.
 
 pub mod kld;
 pub mod perplexity;
+pub mod sensitivity;
 pub mod weight_error;
 pub mod weight_stats;
 

@@ -49,6 +49,17 @@ impl<F: FnMut(&str, u64, u64)> Progress for F {
     }
 }
 
+/// Forwards only cancellation: for work nested inside an operation that reports its own progress.
+pub struct Muted<'a, P: Progress>(pub &'a P);
+
+impl<P: Progress> Progress for Muted<'_, P> {
+    fn report(&mut self, _: &str, _: u64, _: u64) {}
+
+    fn cancelled(&self) -> bool {
+        self.0.cancelled()
+    }
+}
+
 /// One row of the tensor table.
 #[derive(Debug, Clone, Serialize)]
 pub struct TensorRow {
