@@ -281,6 +281,7 @@ impl Squeeze {
         let options: ScanOptions = serde_wasm_bindgen::from_value(options)
             .map_err(|e| JsError::new(&format!("sensitivity options: {e}")))?;
         let recipe = Recipe::parse(&format!(r#"{{"steps":[{step}]}}"#)).map_err(js_err)?;
+        sensitivity::check_step(&recipe.steps[0]).map_err(js_err)?;
         let model = self.loaded()?;
         let tokenizer = model::tokenizer(&model.header).map_err(js_err)?;
         self.stop.set(false);

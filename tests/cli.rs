@@ -78,6 +78,18 @@ fn unknown_tensor_and_command_fail_with_a_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no tensor named 'blk.99.attn_q.weight' (272 tensors"), "{err}");
 
+    let out = squeeze(&[
+        "sensitivity",
+        model.to_str().unwrap(),
+        "--step",
+        r#"{"method":"gptq","bits":3}"#,
+        "--eval-file",
+        "x",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without calibration; gptq needs it"), "{err}");
+
     let out = squeeze(&["frobnicate"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command 'frobnicate'"));

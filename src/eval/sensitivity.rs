@@ -24,6 +24,18 @@ pub struct LayerSensitivity {
     pub seconds: f64,
 }
 
+/// The scan compresses blocks without calibration: refuse a step that needs it (before any work).
+pub fn check_step(step: &Step) -> Result<()> {
+    match step.info().calibrated {
+        true => Err(Error::Invalid(format!(
+            "the sensitivity scan compresses one block at a time without calibration; {} needs it \
+             (use a data-free method such as rtn, hqq or nf4)",
+            step.method
+        ))),
+        false => Ok(()),
+    }
+}
+
 /// Compress each block's targets of `step` alone and measure the model against `base`.
 pub async fn scan(
     gpu: &Gpu,
@@ -32,13 +44,7 @@ pub async fn scan(
     base: &BaseLogProbs,
     progress: &mut impl Progress,
 ) -> Result<Vec<LayerSensitivity>> {
-    if step.info().calibrated {
-        return Err(Error::Invalid(format!(
-            "the sensitivity scan compresses one block at a time without calibration; {} needs it \
-             (use a data-free method such as rtn, hqq or nf4)",
-            step.method
-        )));
-    }
+    check_step(step)?;
     let cfg = ModelConfig::from_header(&original.header)?;
     let whole = Recipe { steps: vec![step.clone()], sequential: false };
     let mut by_layer: BTreeMap<usize, Vec<String>> = BTreeMap::new();

@@ -6,8 +6,11 @@ use crate::{args, json, USAGE};
 use squeeze::compress::{compress as run_recipe, Calibration, Outcome, Recipe};
 use squeeze::error::{Error, Result};
 use squeeze::eval::kld::{compare_models, divergence_from, BaseLogProbs};
-use squeeze::model;
+use squeeze::eval::sensitivity::{check_step, scan};
+use squeeze::gpu::Gpu;
 use squeeze::model::runner::Runner;
+use squeeze::model::tokenizer::Tokenizer;
+use squeeze::model::{self, LoadedModel, Progress};
 
 pub fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::Io { file: path.to_string(), problem: e.to_string() })
@@ -139,14 +142,9 @@ pub async fn compare(raw: &[String]) -> Result<String> {
     };
     calib.truncate(args.value("calib-tokens", 4096)?);
     let seq_len = args.value("calib-seq", 512)?;
-    let tokens = tokenizer.encode(&read(eval_file)?, tokenizer.adds_bos(), false);
-    let bos = tokenizer.adds_bos().then(|| tokenizer.bos());
-    let (ctx, chunks) = (args.value("ctx", 512)?, args.optional("chunks")?);
     let mut progress = |_: &str, _: u64, _: u64| {};
-    let base = {
-        let mut runner = Runner::new(&gpu, &loaded, ctx, ctx)?;
-        BaseLogProbs::compute(&mut runner, &tokens, ctx, chunks, bos, &mut progress).await?
-    };
+    let base = base_log_probs(&gpu, &loaded, &tokenizer, eval_file, &args, &mut progress).await?;
+    let ctx = base.ctx();
     let mut outcomes = Vec::new();
     let mut table = String::from(
         "| recipe | bits/weight (rewritten) | model MB | PPL | KLD | top-1 | RMS Δp | seconds |\n|---|---|---|---|---|---|---|---|\n",
@@ -180,4 +178,58 @@ pub async fn compare(raw: &[String]) -> Result<String> {
         "original PPL {base_ppl:.3} ({} tokens scored)\n{table}",
         outcomes.first().and_then(|o| o.eval.as_ref()).map_or(0, |e| e.tokens)
     ))
+}
+
+/// The loaded model's log-probabilities on `--eval-file` at `--ctx` (512) over `--chunks`.
+async fn base_log_probs(
+    gpu: &Gpu,
+    loaded: &LoadedModel,
+    tokenizer: &Tokenizer,
+    eval_file: &str,
+    args: &args::Args,
+    progress: &mut impl Progress,
+) -> Result<BaseLogProbs> {
+    let tokens = tokenizer.encode(&read(eval_file)?, tokenizer.adds_bos(), false);
+    let bos = tokenizer.adds_bos().then(|| tokenizer.bos());
+    let (ctx, chunks) = (args.value("ctx", 512)?, args.optional("chunks")?);
+    let mut runner = Runner::new(gpu, loaded, ctx, ctx)?;
+    BaseLogProbs::compute(&mut runner, &tokens, ctx, chunks, bos, progress).await
+}
+
+/// `squeeze sensitivity`: each block compressed alone with one data-free step, KLD against the original.
+pub async fn sensitivity(raw: &[String]) -> Result<String> {
+    let args = args::parse(raw, &["json"], &["step", "eval-file", "ctx", "chunks"], USAGE)?;
+    args.expect_positional(1, "sensitivity", USAGE)?;
+    let step = args.text("step").ok_or_else(|| Error::Invalid(format!("--step is required\n{USAGE}")))?;
+    let recipe = Recipe::parse(&format!(r#"{{"steps":[{step}]}}"#))?;
+    check_step(&recipe.steps[0])?;
+    let eval_file =
+        args.text("eval-file").ok_or_else(|| Error::Invalid(format!("--eval-file is required\n{USAGE}")))?;
+    let (gpu, loaded) = load(&args.positional[0]).await?;
+    let tokenizer = model::tokenizer(&loaded.header)?;
+    let json_out = args.flag("json");
+    let mut progress = |phase: &str, done: u64, total: u64| {
+        if !json_out {
+            eprint!("\r{phase} [{done}/{total}]   ");
+        }
+    };
+    let base = base_log_probs(&gpu, &loaded, &tokenizer, eval_file, &args, &mut progress).await?;
+    let layers = scan(&gpu, &loaded, &recipe.steps[0], &base, &mut progress).await?;
+    if json_out {
+        return Ok(json(&layers));
+    }
+    let most = layers.iter().map(|l| l.kld).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    let mut s = format!("\n{}\nblock      KLD   top-1    bpw       s\n", recipe.to_json());
+    for l in &layers {
+        s += &format!(
+            "{:>5} {:>8.5} {:>6.1}% {:>6.3} {:>7.1}  {}\n",
+            l.layer,
+            l.kld,
+            100.0 * l.top1,
+            l.bpw,
+            l.seconds,
+            "#".repeat((40.0 * l.kld / most).round() as usize)
+        );
+    }
+    Ok(s)
 }

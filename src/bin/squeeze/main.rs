@@ -27,6 +27,9 @@ const USAGE: &str = "usage: squeeze <command> <model> …
                                                        apply a recipe; size, bpw, PPL and KLD vs the original
   compare    <model> --recipes LIST.json --eval-file E [--ctx 512] [--chunks N] [--calib-file F …]
                                                        several recipes against one base run: a table
+  sensitivity <model> --step STEP_JSON --eval-file E [--ctx 512] [--chunks N] [--json]
+                                                       KLD with each block alone compressed by one step
+                                                       (STEP_JSON: one recipe step, e.g. {\"method\":\"rtn\",\"bits\":3})
   bench      <model> [--recipe R.json [--calib-file F] [--calib-tokens 512]] [--json]
                                                        load time, compression time, prefill/decode
                                                        tokens/s (of the compressed model), GPU memory
@@ -61,6 +64,7 @@ async fn dispatch(raw: &[String]) -> Result<String> {
         "bench" => bench::bench(rest).await,
         "compress" => compress::compress(rest).await,
         "compare" => compress::compare(rest).await,
+        "sensitivity" => compress::sensitivity(rest).await,
         _ => Err(Error::Invalid(format!("unknown command '{command}'\n{USAGE}"))),
     }
 }
