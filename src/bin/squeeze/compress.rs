@@ -12,6 +12,15 @@ use squeeze::model::runner::Runner;
 use squeeze::model::tokenizer::Tokenizer;
 use squeeze::model::{self, LoadedModel, Progress};
 
+/// Progress on one stderr line, or nothing when stdout carries JSON.
+fn stderr_progress(quiet: bool) -> impl FnMut(&str, u64, u64) {
+    move |phase, done, total| {
+        if !quiet {
+            eprint!("\r{phase} [{done}/{total}]   ");
+        }
+    }
+}
+
 pub fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::Io { file: path.to_string(), problem: e.to_string() })
 }
@@ -33,11 +42,7 @@ pub async fn compress(raw: &[String]) -> Result<String> {
     let (gpu, loaded) = load(&args.positional[0]).await?;
     let tokenizer = model::tokenizer(&loaded.header)?;
     let json_out = args.flag("json");
-    let mut progress = |phase: &str, done: u64, total: u64| {
-        if !json_out {
-            eprint!("\r{phase} [{done}/{total}]   ");
-        }
-    };
+    let mut progress = stderr_progress(json_out);
 
     let calib_tokens = match args.text("calib-file") {
         Some(path) => {
@@ -208,11 +213,7 @@ pub async fn sensitivity(raw: &[String]) -> Result<String> {
     let (gpu, loaded) = load(&args.positional[0]).await?;
     let tokenizer = model::tokenizer(&loaded.header)?;
     let json_out = args.flag("json");
-    let mut progress = |phase: &str, done: u64, total: u64| {
-        if !json_out {
-            eprint!("\r{phase} [{done}/{total}]   ");
-        }
-    };
+    let mut progress = stderr_progress(json_out);
     let base = base_log_probs(&gpu, &loaded, &tokenizer, eval_file, &args, &mut progress).await?;
     let layers = scan(&gpu, &loaded, &recipe.steps[0], &base, &mut progress).await?;
     if json_out {
