@@ -9,22 +9,13 @@
 
 mod common;
 
-use common::Rng;
+use common::{assert_close, gpu, gpu_with, Rng};
 use squeeze::cpu;
 use squeeze::error::Error;
 use squeeze::gpu::{Gpu, GpuOptions};
 use squeeze::kernels::calib;
 
 const EPS: f32 = f32::EPSILON;
-
-fn gpu_with(options: GpuOptions) -> Gpu {
-    pollster::block_on(Gpu::new(options))
-        .expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
-}
-
-fn gpu() -> Gpu {
-    gpu_with(GpuOptions::default())
-}
 
 fn upload(gpu: &Gpu, values: &[f32]) -> wgpu::Buffer {
     let buffer =
@@ -37,26 +28,6 @@ fn upload(gpu: &Gpu, values: &[f32]) -> wgpu::Buffer {
 /// LLM.int8 and SmoothQuant look for.
 fn activations(t: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
     (0..t * k).map(|i| rng.uniform() * if (i % k) % 17 == 5 { 30.0 } else { 1.0 }).collect()
-}
-
-/// Every element within its own tolerance; the message names the worst offender.
-fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: impl Fn(usize) -> f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let mut worst: Option<(usize, f32)> = None;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let excess = (g - w).abs() / tolerance(i);
-        if (excess.is_nan() || excess > 1.0) && worst.is_none_or(|(_, e)| excess > e) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, excess)) = worst {
-        panic!(
-            "{what}: element {i}: GPU {:e}, CPU {:e}, {excess:.1}× the tolerance {:e}",
-            got[i],
-            want[i],
-            tolerance(i)
-        );
-    }
 }
 
 fn assert_symmetric(what: &str, h: &[f32], k: usize) {

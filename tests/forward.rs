@@ -5,19 +5,16 @@
 
 mod common;
 
-use common::{open_bytes, tiny_gguf, tiny_gpt2_gguf, tiny_llama_gguf, tiny_llama_safetensors, TINY_VOCAB};
+use common::{
+    gpu, open_bytes, tiny_gguf, tiny_gpt2_gguf, tiny_llama_gguf, tiny_llama_safetensors, TINY_VOCAB,
+};
 use squeeze::cpu::dequant::dequantize;
 use squeeze::cpu::gpt2::CpuGpt2;
 use squeeze::cpu::llama::CpuLlama;
 use squeeze::formats::{read_tensor_bytes, DType, MemSource, MetaValue};
-use squeeze::gpu::{Gpu, GpuOptions};
 use squeeze::model::config::{Family, ModelConfig};
 use squeeze::model::runner::Runner;
 use squeeze::model::{load, LoadedModel};
-
-fn gpu() -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions::default())).expect("a Vulkan adapter (lavapipe in CI)")
-}
 
 fn no_progress(_: &str, _: u64, _: u64) {}
 

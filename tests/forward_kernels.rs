@@ -9,11 +9,11 @@
 
 mod common;
 
-use common::{random_tensor_bytes, Rng};
+use common::{assert_close, gpu, random_tensor_bytes, small_gpu, Rng};
 use squeeze::cpu;
 use squeeze::cpu::rope::RopeMode;
 use squeeze::formats::DType;
-use squeeze::gpu::{Gpu, GpuOptions, GpuTensor};
+use squeeze::gpu::{Gpu, GpuTensor};
 use squeeze::kernels::{attention, elementwise, embed, logits, matmul, norm, rope};
 use std::time::Instant;
 
@@ -32,20 +32,6 @@ const FORMATS: [DType; 11] = [
     DType::Q5_K,
     DType::Q6_K,
 ];
-
-fn gpu_with(options: GpuOptions) -> Gpu {
-    pollster::block_on(Gpu::new(options))
-        .expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
-}
-
-fn gpu() -> Gpu {
-    gpu_with(GpuOptions::default())
-}
-
-/// A GPU that binds at most 64 KiB at a time, so weights, activations and tables go in windows.
-fn small_gpu() -> Gpu {
-    gpu_with(GpuOptions { max_storage_buffer_binding_size: Some(64 * 1024), ..Default::default() })
-}
 
 fn random_f32(n: usize, scale: f32, rng: &mut Rng) -> Vec<f32> {
     (0..n).map(|_| rng.uniform() * scale).collect()
@@ -75,26 +61,6 @@ async fn submit_and_read(gpu: &Gpu, enc: wgpu::CommandEncoder, buffer: &wgpu::Bu
     let values = gpu.read_f32(buffer, 0, n as u64).await.unwrap();
     gpu.check().unwrap();
     values
-}
-
-/// Every element within its own tolerance; the message names the worst offender.
-fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: impl Fn(usize) -> f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let mut worst: Option<(usize, f32)> = None;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let excess = (g - w).abs() / tolerance(i);
-        if (excess.is_nan() || excess > 1.0) && worst.is_none_or(|(_, e)| excess > e) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, excess)) = worst {
-        panic!(
-            "{what}: element {i}: GPU {:e}, CPU {:e}, {excess:.1}× the tolerance {:e}",
-            got[i],
-            want[i],
-            tolerance(i)
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

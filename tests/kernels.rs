@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{gpu, gpu_with, small_gpu, Rng};
 use squeeze::cpu;
 use squeeze::error::Error;
 use squeeze::eval::weight_stats::{cpu_tensor_stats, tensor_stats, WeightStats};
@@ -16,21 +16,6 @@ use squeeze::kernels::{dequant, stats};
 
 const BLOCK_TYPES: [DType; 8] =
     [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K];
-
-fn gpu_with(options: GpuOptions) -> Gpu {
-    pollster::block_on(Gpu::new(options))
-        .expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
-}
-
-fn gpu() -> Gpu {
-    gpu_with(GpuOptions::default())
-}
-
-/// A GPU that binds at most 64 KiB at a time, so modest tensors are processed in several chunks whose
-/// packed rows start at unaligned bytes.
-fn small_gpu() -> Gpu {
-    gpu_with(GpuOptions { max_storage_buffer_binding_size: Some(64 * 1024), ..Default::default() })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Random tensors with the edge cases of each format.

@@ -5,27 +5,12 @@
 
 mod common;
 
-use common::Rng;
+use common::{gpu, small_gpu, Rng};
 use squeeze::compress::quant::grid::{quantize_rtn, Format, Granularity, Grid, Quantized, Scheme};
 use squeeze::cpu;
 use squeeze::formats::{DType, Packed, PackedKind};
-use squeeze::gpu::{Gpu, GpuOptions};
+use squeeze::gpu::Gpu;
 use squeeze::kernels::{dequant, embed, matmul};
-
-fn gpu_with(options: GpuOptions) -> Gpu {
-    pollster::block_on(Gpu::new(options))
-        .expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
-}
-
-fn gpu() -> Gpu {
-    gpu_with(GpuOptions::default())
-}
-
-/// A GPU that binds at most 64 KiB at a time, so tensors go in several windows whose rows start
-/// mid-buffer and off the binding alignment.
-fn small_gpu() -> Gpu {
-    gpu_with(GpuOptions { max_storage_buffer_binding_size: Some(64 * 1024), ..Default::default() })
-}
 
 /// Every scheme the grids write: integers of 2–8 bits both ways, the float grids, MXFP4 and the
 /// GGUF blocks.

@@ -7,20 +7,12 @@
 
 mod common;
 
-use common::Rng;
+use common::{small_gpu, Rng};
 use squeeze::compress::quant::grid::{pack, quantize_rtn, Format, Granularity, Grid, Scheme};
 use squeeze::error::Error;
 use squeeze::formats::DType;
-use squeeze::gpu::{Gpu, GpuOptions};
+use squeeze::gpu::Gpu;
 use squeeze::kernels::quantize::quantize;
-
-/// A GPU that binds at most 64 KiB at a time, so a 37×576 matrix is quantised in two row chunks whose
-/// packed rows start at unaligned bytes.
-fn small_gpu() -> Gpu {
-    let options = GpuOptions { max_storage_buffer_binding_size: Some(64 * 1024), ..Default::default() };
-    pollster::block_on(Gpu::new(options))
-        .expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
-}
 
 fn schemes() -> Vec<Scheme> {
     let ints = (2..=8).flat_map(|bits| [true, false].map(|sym| Scheme::Int { bits, sym }));

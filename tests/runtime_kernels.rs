@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{random_tensor_bytes, Rng};
+use common::{gpu, random_tensor_bytes, Rng};
 use squeeze::cpu;
 use squeeze::formats::DType;
 use squeeze::gpu::Gpu;
@@ -17,11 +17,6 @@ use std::time::Instant;
 const EPS: f32 = f32::EPSILON;
 /// LLM.int8()'s outlier threshold.
 const THRESHOLD: f32 = 6.0;
-
-fn gpu() -> Gpu {
-    pollster::block_on(Gpu::new(Default::default()))
-        .expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
-}
 
 fn random_f32(n: usize, scale: f32, rng: &mut Rng) -> Vec<f32> {
     (0..n).map(|_| rng.uniform() * scale).collect()

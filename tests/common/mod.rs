@@ -9,6 +9,7 @@ use half::{bf16, f16};
 use squeeze::error::Result;
 use squeeze::formats::gguf_write::GgufWriter;
 use squeeze::formats::{open_model, safetensors, DType, MemSource, MetaValue, ModelHeader};
+use squeeze::gpu::{Gpu, GpuOptions};
 use std::path::PathBuf;
 
 /// splitmix64: tiny, deterministic, good enough for test data.
@@ -318,4 +319,39 @@ pub fn real_model_path() -> PathBuf {
         path.display()
     );
     path
+}
+
+pub fn gpu_with(options: GpuOptions) -> Gpu {
+    pollster::block_on(Gpu::new(options))
+        .expect("a GPU adapter (natively: WGPU_BACKEND=vulkan with lavapipe)")
+}
+
+pub fn gpu() -> Gpu {
+    gpu_with(GpuOptions::default())
+}
+
+/// A GPU that binds at most 64 KiB at a time, so modest tensors go through the kernels in several
+/// windows, whose rows start mid-buffer and off the binding alignment.
+pub fn small_gpu() -> Gpu {
+    gpu_with(GpuOptions { max_storage_buffer_binding_size: Some(64 * 1024), ..Default::default() })
+}
+
+/// GPU values against their CPU twin, element `i` within `tolerance(i)`; names the worst element.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: impl Fn(usize) -> f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let mut worst: Option<(usize, f32)> = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let excess = (g - w).abs() / tolerance(i);
+        if (excess.is_nan() || excess > 1.0) && worst.is_none_or(|(_, e)| excess > e) {
+            worst = Some((i, excess));
+        }
+    }
+    if let Some((i, excess)) = worst {
+        panic!(
+            "{what}: element {i}: GPU {:e}, CPU {:e}, {excess:.1}× the tolerance {:e}",
+            got[i],
+            want[i],
+            tolerance(i)
+        );
+    }
 }
