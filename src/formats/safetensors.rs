@@ -1,7 +1,8 @@
 //! Hugging Face model directories: safetensors shards (only their JSON headers are read), the optional
 //! `model.safetensors.index.json` (checked against the shards given), `config.json` and `tokenizer.json`.
 //! Files Squeeze exported carry their quantised tensors as bytes with the real format in
-//! `__metadata__` (see `safetensors_write`), and their config.json there too, so one file opens alone.
+//! `__metadata__` (see `safetensors_write`), and their config.json and tokenizer.json there too, so one
+//! file opens alone.
 
 use super::safetensors_write::{FORMATS_KEY, NATIVE};
 use super::{ArchSummary, ByteSource, Container, DType, ModelHeader, TensorInfo};
@@ -12,6 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 /// The `__metadata__` key of an exported file's config.json (its text).
 pub const CONFIG_KEY: &str = "config.json";
+/// The `__metadata__` key of an exported file's tokenizer.json (its text).
+pub const TOKENIZER_KEY: &str = "tokenizer.json";
 /// The safetensors library refuses headers above 100 MB; so do we.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// config.json, the index and tokenizer.json are read whole; real ones are well under this.
@@ -54,6 +57,7 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
     let mut config = None;
     let mut tokenizer_json = None;
     let mut embedded_config = None;
+    let mut embedded_tokenizer = None;
     for (i, src) in sources.iter().enumerate() {
         match role(src.name()) {
             Role::Shard => {
@@ -66,6 +70,9 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
                         )
                     })?;
                     embedded_config.get_or_insert(parsed);
+                }
+                if let Some(Value::String(text)) = metadata.get(TOKENIZER_KEY) {
+                    embedded_tokenizer.get_or_insert(text.clone());
                 }
                 for t in shard_tensors {
                     if let Some(&first) = where_is.get(&t.name) {
@@ -93,6 +100,7 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
     }
     // A config.json given beside the file wins over the one an exported file carries.
     let config = config.or(embedded_config);
+    let tokenizer_json = tokenizer_json.or(embedded_tokenizer);
     let summary = ArchSummary::from_config(config.as_ref(), &tensors);
     Ok(ModelHeader {
         container: Container::Safetensors,
