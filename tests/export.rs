@@ -398,8 +398,11 @@ fn llama_cpp_ppl(bin: &Path, model: &Path, text: &Path, ctx: usize, chunks: usiz
 
 #[test]
 fn smollm2_exported_as_q8_0_and_q4_0_runs_alike_in_squeeze_and_llama_cpp() {
+    // llama.cpp quantises activations to 8 bits before Q8_0/Q4_0 dot products, which costs it ~0.4% of
+    // perplexity here; over fewer chunks the noise of the first, short-context ones exceeds 1% (4 chunks:
+    // −1.2%).
     const CTX: usize = 128;
-    const CHUNKS: usize = 4;
+    const CHUNKS: usize = 16;
     let gpu = gpu();
     let path = real_model_path();
     let original = pollster::block_on(load(&gpu, &[FileSource::open(&path).unwrap()], &mut quiet)).unwrap();
