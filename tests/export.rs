@@ -448,3 +448,27 @@ fn smollm2_exported_as_q8_0_and_q4_0_runs_alike_in_squeeze_and_llama_cpp() {
         std::fs::remove_file(&out).unwrap();
     }
 }
+
+#[test]
+fn a_safetensors_file_whose_formats_disagree_with_its_header_is_refused() {
+    use squeeze::formats::safetensors_write::SafetensorsWriter;
+    let mut w = SafetensorsWriter::new();
+    w.add_tensor("w", &[2, 64], DType::Q4_0, vec![0; 2 * 2 * 18]).unwrap();
+    let good = w.to_bytes();
+    let back = open("w.safetensors", good.clone());
+    assert_eq!((back.tensors[0].dtype, back.tensors[0].shape.clone()), (DType::Q4_0, vec![2, 64]));
+
+    // Same length edits inside the header, so that only what they say changes.
+    let edit = |from: &str, to: &str| {
+        let text = String::from_utf8_lossy(&good).replacen(from, to, 1);
+        pollster::block_on(open_model(&[MemSource { name: "w.safetensors".into(), bytes: text.into_bytes() }]))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = edit(r#"\"dtype\":\"Q4_0\""#, r#"\"dtype\":\"Q8_0\""#);
+    assert!(e.contains("squeeze.formats says Q8_0 of shape [2, 64]"), "{e}");
+    let e = edit(r#"\"dtype\":\"Q4_0\""#, r#"\"dtype\":\"Q9_9\""#);
+    assert!(e.contains("tensor w: Q9_9 is no format for rows of 64"), "{e}");
+    let e = edit(r#"{\"w\":"#, r#"{\"v\":"#);
+    assert!(e.contains("names tensor v, which the file does not hold"), "{e}");
+}
