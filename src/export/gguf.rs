@@ -5,6 +5,7 @@
 use super::shapes::{uniform, Shapes};
 use crate::compress::Recipe;
 use crate::error::{Error, Result};
+use crate::formats::gguf_write::GgufWriter;
 use crate::formats::{Container, MetaValue, ModelHeader};
 
 /// GGUF export keeps the source's tensor names and metadata, so it needs a GGUF source.
@@ -20,9 +21,24 @@ pub(super) fn check_source(header: &ModelHeader) -> Result<()> {
     }
 }
 
-/// The metadata of the exported file, in writing order. `quantised`: whether any tensor is in a
-/// ggml block format.
-pub(super) fn metadata(
+/// A writer holding the exported file's metadata. `quantised`: whether any tensor is in a ggml block
+/// format.
+pub(super) fn writer(
+    header: &ModelHeader,
+    shapes: &Shapes,
+    recipe: Option<&Recipe>,
+    quantised: bool,
+    notes: &mut Vec<String>,
+) -> Result<GgufWriter> {
+    let mut w = GgufWriter::new();
+    for (key, value) in metadata(header, shapes, recipe, quantised, notes) {
+        w.set(&key, value)?;
+    }
+    Ok(w)
+}
+
+/// The metadata of the exported file, in writing order.
+fn metadata(
     header: &ModelHeader,
     shapes: &Shapes,
     recipe: Option<&Recipe>,

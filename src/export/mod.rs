@@ -174,28 +174,12 @@ impl Export {
         let (names, rows_from, mut writer) = match format {
             ExportFormat::Gguf => {
                 let quantised = decisions.iter().any(|(d, _, _)| d.block_size() > 1);
-                let mut w = GgufWriter::new();
-                for (key, value) in gguf::metadata(header, &shapes, recipe, quantised, &mut notes) {
-                    w.set(&key, value)?;
-                }
+                let w = gguf::writer(header, &shapes, recipe, quantised, &mut notes)?;
                 let names = header.tensors.iter().map(|t| t.name.clone()).collect();
                 (names, vec![None; header.tensors.len()], Writer::Gguf(w))
             }
             ExportFormat::Safetensors => {
-                let naming = safetensors::naming(header, &cfg, &shapes)?;
-                let config = safetensors::config(header, &cfg, &shapes, &mut notes)?;
-                let mut w = SafetensorsWriter::new();
-                for (key, value) in safetensors::metadata(header, &config, recipe) {
-                    w.set_metadata(&key, value)?;
-                }
-                match &header.tokenizer_json {
-                    Some(text) => w.set_metadata(crate::formats::safetensors::TOKENIZER_KEY, text.clone())?,
-                    None => notes.push(
-                        "no tokenizer.json: the source keeps its tokenizer in GGUF metadata; put the original \
-                         model's tokenizer.json beside the file to run it"
-                            .into(),
-                    ),
-                }
+                let (naming, w) = safetensors::writer(header, &cfg, &shapes, recipe, &mut notes)?;
                 (naming.names, naming.rows_from, Writer::Safetensors(w))
             }
         };

@@ -7,11 +7,41 @@ use super::shapes::{uniform, Shapes};
 use crate::compress::Recipe;
 use crate::cpu::rope::RopeMode;
 use crate::error::{Error, Result};
-use crate::formats::safetensors::CONFIG_KEY;
+use crate::formats::safetensors::{CONFIG_KEY, TOKENIZER_KEY};
+use crate::formats::safetensors_write::SafetensorsWriter;
 use crate::formats::{Container, MetaValue, ModelHeader};
 use crate::model::config::{bias_name, Family, ModelConfig, Role};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+
+/// The file's naming, and a writer holding its metadata: config.json, tokenizer.json when the source has
+/// one, and where the file came from.
+pub(super) fn writer(
+    header: &ModelHeader,
+    cfg: &ModelConfig,
+    shapes: &Shapes,
+    recipe: Option<&Recipe>,
+    notes: &mut Vec<String>,
+) -> Result<(Naming, SafetensorsWriter)> {
+    let naming = naming(header, cfg, shapes)?;
+    let config = config(header, cfg, shapes, notes)?;
+    let mut w = SafetensorsWriter::new();
+    for (key, value) in metadata(header, &config, recipe) {
+        w.set_metadata(&key, value)?;
+    }
+    match (&header.tokenizer_json, header.container) {
+        (Some(text), _) => w.set_metadata(TOKENIZER_KEY, text.clone())?,
+        (None, Container::Gguf) => notes.push(
+            "no tokenizer.json: a GGUF keeps its tokenizer in metadata; put the original model's \
+             tokenizer.json beside the file to run it"
+                .into(),
+        ),
+        (None, Container::Safetensors) => {
+            notes.push("no tokenizer.json: the source came without one, so the file has none".into())
+        }
+    }
+    Ok((naming, w))
+}
 
 /// Each tensor's name in the file, and for q/k rows of a GGUF llama the row each file row comes from.
 pub(super) struct Naming {
@@ -19,7 +49,7 @@ pub(super) struct Naming {
     pub rows_from: Vec<Option<Vec<usize>>>,
 }
 
-pub(super) fn naming(header: &ModelHeader, cfg: &ModelConfig, shapes: &Shapes) -> Result<Naming> {
+fn naming(header: &ModelHeader, cfg: &ModelConfig, shapes: &Shapes) -> Result<Naming> {
     if header.container == Container::Safetensors {
         return Ok(Naming {
             names: header.tensors.iter().map(|t| t.name.clone()).collect(),
@@ -86,7 +116,7 @@ pub fn hf_rows_from_gguf(rows: usize, heads: usize) -> Vec<usize> {
 
 /// config.json: the source's with the shape-given numbers taken from the tensors, or one built from
 /// GGUF metadata.
-pub(super) fn config(
+fn config(
     header: &ModelHeader,
     cfg: &ModelConfig,
     shapes: &Shapes,
@@ -165,11 +195,7 @@ fn config_from_gguf(header: &ModelHeader, cfg: &ModelConfig, shaped: [(&str, Val
 }
 
 /// The `__metadata__` entries: config.json and where the file came from.
-pub(super) fn metadata(
-    header: &ModelHeader,
-    config: &Value,
-    recipe: Option<&Recipe>,
-) -> Vec<(String, String)> {
+fn metadata(header: &ModelHeader, config: &Value, recipe: Option<&Recipe>) -> Vec<(String, String)> {
     let mut meta = vec![
         ("format".to_string(), "pt".to_string()),
         (CONFIG_KEY.to_string(), config.to_string()),
