@@ -10,6 +10,7 @@ use crate::eval::perplexity::{perplexity, Convention};
 use crate::eval::sensitivity;
 use crate::eval::weight_error::weight_error;
 use crate::eval::weight_stats::tensor_stats;
+use crate::export::{Export, ExportFormat};
 use crate::formats::ByteSource;
 use crate::gpu::{Gpu, GpuOptions};
 use crate::model::generate::generate;
@@ -63,8 +64,10 @@ fn js_err(e: Error) -> JsError {
 pub struct Squeeze {
     gpu: Rc<Gpu>,
     model: RefCell<Option<Rc<LoadedModel>>>,
-    /// The result of the last `compress`; the original stays in `model`, unmodified.
-    compressed: RefCell<Option<Rc<LoadedModel>>>,
+    /// The result of the last `compress` and its recipe; the original stays in `model`, unmodified.
+    compressed: RefCell<Option<(Rc<LoadedModel>, Recipe)>>,
+    /// The export being streamed, with the model it reads.
+    export: RefCell<Option<(Export, Rc<LoadedModel>)>>,
     /// Set by `stop()`; long operations check it between tokens or chunks.
     stop: Rc<Cell<bool>>,
 }
@@ -153,6 +156,7 @@ impl Squeeze {
             gpu: Rc::new(gpu),
             model: RefCell::new(None),
             compressed: RefCell::new(None),
+            export: RefCell::new(None),
             stop: Rc::new(Cell::new(false)),
         })
     }
@@ -194,6 +198,7 @@ impl Squeeze {
         };
         let loaded = model::load(&self.gpu, &sources, &mut progress).await.map_err(js_err)?;
         let view = loaded.view();
+        self.export.replace(None);
         self.compressed.replace(None);
         self.model.replace(Some(Rc::new(loaded)));
         to_js(&view)
@@ -219,7 +224,20 @@ impl Squeeze {
     }
 
     fn compressed(&self) -> std::result::Result<Rc<LoadedModel>, JsError> {
+        self.compressed_with_recipe().map(|(m, _)| m)
+    }
+
+    fn compressed_with_recipe(&self) -> std::result::Result<(Rc<LoadedModel>, Recipe), JsError> {
         self.compressed.borrow().clone().ok_or_else(|| JsError::new("nothing has been compressed yet"))
+    }
+
+    /// The export of the compressed model as `format` ("gguf" or "safetensors").
+    fn plan_export(&self, format: &str) -> std::result::Result<(Export, Rc<LoadedModel>), JsError> {
+        let format = ExportFormat::from_file_name(&format!("model.{format}")).map_err(js_err)?;
+        let (model, recipe) = self.compressed_with_recipe()?;
+        let original = self.loaded()?;
+        let export = Export::new(&original, &model, Some(&recipe), format).map_err(js_err)?;
+        Ok((export, model))
     }
 
     /// Apply a recipe (JSON) to the loaded model, keeping the result beside the original, and measure
@@ -265,7 +283,7 @@ impl Squeeze {
             }
             None => None,
         };
-        self.compressed.replace(Some(Rc::new(compressed.model)));
+        self.compressed.replace(Some((Rc::new(compressed.model), recipe)));
         to_js(&Outcome::new(compressed.report, eval))
     }
 
@@ -305,6 +323,40 @@ impl Squeeze {
         let e =
             weight_error(&self.gpu, &original, &compressed, &name, bins as usize).await.map_err(js_err)?;
         to_js(&e)
+    }
+
+    /// What exporting the compressed model as `format` ("gguf" or "safetensors") would write: per tensor
+    /// stored or decoded (and why), the file's name and size. Writes nothing.
+    pub fn export_plan(&self, format: String) -> std::result::Result<JsValue, JsError> {
+        to_js(self.plan_export(&format)?.0.plan())
+    }
+
+    /// Start streaming the export as `format` (replacing any export under way); answers the plan. Then
+    /// call `export_next` until it answers undefined.
+    pub fn export_begin(&self, format: String) -> std::result::Result<JsValue, JsError> {
+        let (export, model) = self.plan_export(&format)?;
+        let plan = to_js(export.plan())?;
+        self.export.replace(Some((export, model)));
+        Ok(plan)
+    }
+
+    /// The next piece of the file being exported (header, then one tensor at a time), or undefined when
+    /// it is complete.
+    pub async fn export_next(&self) -> std::result::Result<Option<js_sys::Uint8Array>, JsError> {
+        // Taken out while a piece is made, so that no RefCell borrow is held across the GPU readback.
+        let Some((mut export, model)) = self.export.take() else {
+            return Err(JsError::new("no export is under way"));
+        };
+        let piece = export.next_piece(&self.gpu, &model).await.map_err(js_err)?;
+        if piece.is_some() {
+            self.export.replace(Some((export, model)));
+        }
+        Ok(piece.map(|p| js_sys::Uint8Array::from(p.as_slice())))
+    }
+
+    /// Drop the export under way.
+    pub fn export_cancel(&self) {
+        self.export.replace(None);
     }
 
     /// Token ids of `text` (BOS only when the model adds one).
@@ -393,6 +445,7 @@ impl Squeeze {
 
     /// Free the loaded model's GPU memory.
     pub fn close(&self) {
+        self.export.replace(None);
         self.compressed.replace(None);
         self.model.replace(None);
     }

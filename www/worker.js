@@ -69,6 +69,29 @@ const ops = {
     return ready().weight_error(name, bins);
   },
 
+  /** What exporting the compressed model as 'gguf' or 'safetensors' would write, tensor by tensor. */
+  async exportPlan({ format }) {
+    return ready().export_plan(format);
+  },
+
+  /** Starts streaming the export as `format`; answers the plan. */
+  async exportBegin({ format }) {
+    return ready().export_begin(format);
+  },
+
+  /**
+   * The next piece of the file (a Uint8Array, transferred to the page, not copied), or null when it is
+   * complete. The page asks for one piece at a time, so at most one is in flight.
+   */
+  async exportNext() {
+    return (await ready().export_next()) ?? null;
+  },
+
+  /** Drops the export under way. */
+  async exportCancel() {
+    ready().export_cancel();
+  },
+
   /** Token ids of `text` (a Uint32Array). */
   async tokenize({ text, parseSpecial = false }) {
     return ready().tokenize(text, parseSpecial);
@@ -166,7 +189,9 @@ self.onmessage = ({ data: { id, op, args } }) => {
       if (!ops[op]) throw new Error(`unknown request '${op}'`);
       running = { id, op };
       const result = await ops[op](args, throttled(id), id);
-      self.postMessage({ id, kind: 'done', result });
+      // Export pieces are handed over rather than copied.
+      const transfer = result instanceof Uint8Array ? [result.buffer] : [];
+      self.postMessage({ id, kind: 'done', result }, transfer);
     } catch (err) {
       const message = messageOf(err);
       const code = err?.code ?? (message === 'cancelled' ? 'cancelled' : null);

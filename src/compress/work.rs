@@ -117,10 +117,6 @@ impl<'a> Work<'a> {
     ) -> Result<()> {
         let (rows, cols) = self.shape(i);
         let Rewrite { quantized, corrections, act_bits, act_threshold } = rewrite;
-        let mut after = quantized.values;
-        for &(r, c, v) in &corrections {
-            after[r as usize * cols + c as usize] += half::f16::from_f32(v).to_f32();
-        }
         let sparse = match corrections.is_empty() {
             true => None,
             false => {
@@ -128,6 +124,8 @@ impl<'a> Work<'a> {
             }
         };
         let extras = LinearExtras { act_bits, act_threshold, sparse, corrections };
+        let mut after = quantized.values;
+        extras.add_corrections(&mut after, cols);
         let bytes = quantized.bytes.len() as u64 + extras.stored_bytes();
         let params = (rows * cols) as u64;
         self.tensors.push(TensorReport {

@@ -41,11 +41,11 @@ pub async fn weight_error(
     let before = dequantize_to_vec(gpu, a).await?;
     let mut after = dequantize_to_vec(gpu, b).await?;
     let index = compressed.header.tensors.iter().position(|t| t.name == name).expect("found above");
-    let corrections = compressed.extras.get(&index).map_or(&[][..], |e| e.corrections.as_slice());
-    let cols = b.cols() as usize;
-    for &(r, c, v) in corrections {
-        after[r as usize * cols + c as usize] += half::f16::from_f32(v).to_f32();
+    let extras = compressed.extras.get(&index);
+    if let Some(e) = extras {
+        e.add_corrections(&mut after, b.cols() as usize);
     }
+    let corrections = extras.map_or(&[][..], |e| e.corrections.as_slice());
     let diff: Vec<f32> = after.iter().zip(&before).map(|(x, y)| x - y).collect();
     let max_abs = diff.iter().fold(0f32, |m, d| m.max(d.abs()));
     let (lo, hi) = (-max_abs, max_abs.max(f32::MIN_POSITIVE));

@@ -257,6 +257,36 @@ impl DType {
     }
 }
 
+impl DType {
+    /// The type [`DType::name`] calls `name`, in rows of `cols` elements (the packed formats' names
+    /// leave the row length out); None for names of no type or an impossible geometry.
+    pub fn from_name(name: &str, cols: u64) -> Option<DType> {
+        if let Some(d) = Self::ALL.into_iter().find(|d| d.name() == name) {
+            return Some(d);
+        }
+        let (kind, group) = name.rsplit_once("_G")?;
+        let group: u32 = group.parse().ok()?;
+        let (kind, bits) = match kind {
+            "NF4" => (PackedKind::Nf4, 4),
+            "FP4" => (PackedKind::Fp4, 4),
+            "FP8_E4M3" => (PackedKind::Fp8E4M3, 8),
+            "FP8_E5M2" => (PackedKind::Fp8E5M2, 8),
+            k => match (k.strip_prefix("UINT"), k.strip_prefix("INT")) {
+                (Some(b), _) => (PackedKind::IntAsym, b.parse().ok()?),
+                (_, Some(b)) => (PackedKind::IntSym, b.parse().ok()?),
+                _ => return None,
+            },
+        };
+        let cols = u32::try_from(cols).ok()?;
+        let fits = (2..=8).contains(&bits)
+            && group > 0
+            && group.is_multiple_of(32)
+            && cols.is_multiple_of(32)
+            && (cols % group).is_multiple_of(32);
+        fits.then_some(Packed(Packed { kind, bits, group, cols }))
+    }
+}
+
 impl std::fmt::Display for DType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name())

@@ -1,9 +1,10 @@
 //! A small GGUF v3 writer: metadata of every value type plus tensors given as raw stored bytes.
-//! Tests build synthetic models with it; exporting a compressed model will use it too, so it refuses
-//! input that llama.cpp would refuse instead of writing a file that cannot be loaded.
+//! Tests build synthetic models with it in memory (`to_bytes`); export declares the tensors only and
+//! streams their data into the places `layout` gives. It refuses input that llama.cpp would refuse
+//! instead of writing a file that cannot be loaded.
 
 use super::gguf::DEFAULT_ALIGNMENT;
-use super::{DType, MetaValue};
+use super::{DType, FileLayout, MetaValue};
 use crate::error::{Error, Result};
 
 /// llama.cpp keeps tensor names in 64-byte buffers, NUL included.
@@ -14,7 +15,9 @@ struct PendingTensor {
     /// Outermost first.
     shape: Vec<u64>,
     dtype: DType,
-    data: Vec<u8>,
+    n_bytes: u64,
+    /// None for a tensor only declared: its data is streamed by the caller.
+    data: Option<Vec<u8>>,
 }
 
 /// Collects metadata and tensors, then lays them out as a GGUF v3 file.
@@ -47,12 +50,46 @@ impl GgufWriter {
 
     /// Add a tensor. `shape` is outermost first; `data` is the stored bytes (blocks for quantised types).
     pub fn add_tensor(&mut self, name: &str, shape: &[u64], dtype: DType, data: Vec<u8>) -> Result<()> {
+        let n_bytes = self.check_tensor(name, shape, dtype)?;
+        if n_bytes != data.len() as u64 {
+            return Err(Error::Invalid(format!(
+                "GGUF tensor {name}: {} bytes given but a {dtype} tensor of shape {shape:?} takes {n_bytes}",
+                data.len()
+            )));
+        }
+        self.push(name, shape, dtype, n_bytes, Some(data));
+        Ok(())
+    }
+
+    /// Declare a tensor whose data the caller writes at its place in [`GgufWriter::layout`].
+    /// Returns its size in bytes.
+    pub fn declare_tensor(&mut self, name: &str, shape: &[u64], dtype: DType) -> Result<u64> {
+        let n_bytes = self.check_tensor(name, shape, dtype)?;
+        self.push(name, shape, dtype, n_bytes, None);
+        Ok(n_bytes)
+    }
+
+    fn push(&mut self, name: &str, shape: &[u64], dtype: DType, n_bytes: u64, data: Option<Vec<u8>>) {
+        self.tensors.push(PendingTensor {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            dtype,
+            n_bytes,
+            data,
+        });
+    }
+
+    /// What llama.cpp checks of a tensor info; the stored size when it passes.
+    fn check_tensor(&self, name: &str, shape: &[u64], dtype: DType) -> Result<u64> {
         let bad = |problem: String| Err(Error::Invalid(format!("GGUF tensor {name}: {problem}")));
         if name.is_empty() || name.len() > MAX_TENSOR_NAME_BYTES {
             return bad(format!(
                 "the name is {} bytes; GGUF allows 1 to {MAX_TENSOR_NAME_BYTES}",
                 name.len()
             ));
+        }
+        if !dtype.in_gguf() {
+            return bad(format!("GGUF has no type for {dtype}"));
         }
         if self.tensors.iter().any(|t| t.name == name) {
             return bad("added twice".to_string());
@@ -67,15 +104,10 @@ impl GgufWriter {
                 dtype.block_size()
             ));
         }
-        let expected = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).and_then(|n| dtype.bytes_for(n));
-        if expected != Some(data.len() as u64) {
-            return bad(format!(
-                "{} bytes given but a {dtype} tensor of shape {shape:?} takes {expected:?}",
-                data.len()
-            ));
+        match shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).and_then(|n| dtype.bytes_for(n)) {
+            Some(n_bytes) => Ok(n_bytes),
+            None => bad(format!("shape {shape:?} overflows a byte count")),
         }
-        self.tensors.push(PendingTensor { name: name.to_string(), shape: shape.to_vec(), dtype, data });
-        Ok(())
     }
 
     /// The data alignment the file will use: `general.alignment` when set, else 32.
@@ -86,41 +118,59 @@ impl GgufWriter {
         }
     }
 
-    /// The whole file: header, metadata, tensor infos, then each tensor's data at an aligned offset.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let align = self.alignment() as usize;
-        let mut out = Vec::new();
-        out.extend_from_slice(b"GGUF");
-        out.extend_from_slice(&3u32.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
+    /// The header and the place of every tensor's data.
+    pub fn layout(&self) -> FileLayout {
+        let align = self.alignment();
+        let mut header = Vec::new();
+        header.extend_from_slice(b"GGUF");
+        header.extend_from_slice(&3u32.to_le_bytes());
+        header.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
         for (key, value) in &self.metadata {
-            put_str(&mut out, key);
-            out.extend_from_slice(&type_id(value).to_le_bytes());
-            put_value(&mut out, value);
+            put_str(&mut header, key);
+            header.extend_from_slice(&type_id(value).to_le_bytes());
+            put_value(&mut header, value);
         }
-        let mut offset = 0usize;
-        let mut offsets = Vec::new();
+        let mut relative = Vec::new();
+        let mut end = 0u64;
         for t in &self.tensors {
-            offset = offset.next_multiple_of(align);
-            offsets.push(offset);
-            offset += t.data.len();
+            let at = end.next_multiple_of(align);
+            relative.push(at);
+            end = at + t.n_bytes;
         }
-        for (t, &offset) in self.tensors.iter().zip(&offsets) {
-            put_str(&mut out, &t.name);
-            out.extend_from_slice(&(t.shape.len() as u32).to_le_bytes());
+        for (t, &offset) in self.tensors.iter().zip(&relative) {
+            put_str(&mut header, &t.name);
+            header.extend_from_slice(&(t.shape.len() as u32).to_le_bytes());
             for d in t.shape.iter().rev() {
-                out.extend_from_slice(&d.to_le_bytes()); // GGUF wants the innermost dimension first
+                header.extend_from_slice(&d.to_le_bytes()); // GGUF wants the innermost dimension first
             }
-            out.extend_from_slice(&t.dtype.ggml_id().to_le_bytes());
-            out.extend_from_slice(&(offset as u64).to_le_bytes());
+            header.extend_from_slice(&t.dtype.ggml_id().to_le_bytes());
+            header.extend_from_slice(&offset.to_le_bytes());
         }
-        let data_start = out.len().next_multiple_of(align);
-        for (t, &offset) in self.tensors.iter().zip(&offsets) {
-            out.resize(data_start + offset, 0);
-            out.extend_from_slice(&t.data);
+        let data_start = (header.len() as u64).next_multiple_of(align);
+        header.resize(data_start as usize, 0);
+        FileLayout {
+            header,
+            offsets: relative.iter().map(|r| data_start + r).collect(),
+            file_len: (data_start + end).next_multiple_of(align),
         }
-        out.resize(out.len().next_multiple_of(align), 0);
+    }
+
+    /// The whole file in memory: header, metadata, tensor infos, then each tensor's data at an aligned
+    /// offset.
+    ///
+    /// # Panics
+    /// When a tensor was only declared (its data is the caller's to stream).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let layout = self.layout();
+        let mut out = layout.header;
+        for (t, &offset) in self.tensors.iter().zip(&layout.offsets) {
+            let data =
+                t.data.as_ref().unwrap_or_else(|| panic!("tensor {} was declared without data", t.name));
+            out.resize(offset as usize, 0);
+            out.extend_from_slice(data);
+        }
+        out.resize(layout.file_len as usize, 0);
         out
     }
 }

@@ -7,6 +7,7 @@ pub mod gguf;
 pub mod gguf_write;
 pub mod packed;
 pub mod safetensors;
+pub mod safetensors_write;
 pub mod source;
 pub mod summary;
 
@@ -17,6 +18,18 @@ pub use summary::ArchSummary;
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// Where everything goes in a file a writer lays out (`gguf_write`, `safetensors_write`).
+#[derive(Debug, Clone)]
+pub struct FileLayout {
+    /// Everything before the first tensor's data (padding included).
+    pub header: Vec<u8>,
+    /// Absolute byte offset of each tensor's data, in the order the tensors were added; the gaps
+    /// between them (and after the last one, up to `file_len`) are zeros.
+    pub offsets: Vec<u64>,
+    /// Length of the whole file.
+    pub file_len: u64,
+}
 
 /// One tensor as stored in a file. `shape` is outermost first (PyTorch order: `[rows, cols]`), so the
 /// last dimension is the one blocks run along; GGUF stores dims innermost first and is reversed on read.

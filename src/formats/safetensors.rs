@@ -1,12 +1,20 @@
 //! Hugging Face model directories: safetensors shards (only their JSON headers are read), the optional
 //! `model.safetensors.index.json` (checked against the shards given), `config.json` and `tokenizer.json`.
+//! Files Squeeze exported carry their quantised tensors as bytes with the real format in
+//! `__metadata__` (see `safetensors_write`), and their config.json and tokenizer.json there too, so one
+//! file opens alone.
 
+use super::safetensors_write::{FORMATS_KEY, NATIVE};
 use super::{ArchSummary, ByteSource, Container, DType, ModelHeader, TensorInfo};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
+/// The `__metadata__` key of an exported file's config.json (its text).
+pub const CONFIG_KEY: &str = "config.json";
+/// The `__metadata__` key of an exported file's tokenizer.json (its text).
+pub const TOKENIZER_KEY: &str = "tokenizer.json";
 /// The safetensors library refuses headers above 100 MB; so do we.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// config.json, the index and tokenizer.json are read whole; real ones are well under this.
@@ -48,10 +56,25 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
     let mut index = None;
     let mut config = None;
     let mut tokenizer_json = None;
+    let mut embedded_config = None;
+    let mut embedded_tokenizer = None;
     for (i, src) in sources.iter().enumerate() {
         match role(src.name()) {
             Role::Shard => {
-                for t in read_shard(src, i).await? {
+                let (shard_tensors, metadata) = read_shard(src, i).await?;
+                if let Some(Value::String(text)) = metadata.get(CONFIG_KEY) {
+                    let parsed = serde_json::from_str(text).map_err(|e| {
+                        Error::bad_file(
+                            src.name(),
+                            format!("__metadata__ {CONFIG_KEY} is not valid JSON: {e}"),
+                        )
+                    })?;
+                    embedded_config.get_or_insert(parsed);
+                }
+                if let Some(Value::String(text)) = metadata.get(TOKENIZER_KEY) {
+                    embedded_tokenizer.get_or_insert(text.clone());
+                }
+                for t in shard_tensors {
                     if let Some(&first) = where_is.get(&t.name) {
                         return Err(Error::bad_file(
                             src.name(),
@@ -75,6 +98,9 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
     if let Some((index_name, index)) = &index {
         check_index(index_name, index, &files, &where_is)?;
     }
+    // A config.json given beside the file wins over the one an exported file carries.
+    let config = config.or(embedded_config);
+    let tokenizer_json = tokenizer_json.or(embedded_tokenizer);
     let summary = ArchSummary::from_config(config.as_ref(), &tensors);
     Ok(ModelHeader {
         container: Container::Safetensors,
@@ -95,8 +121,11 @@ struct Entry {
     data_offsets: [u64; 2],
 }
 
-/// Read a shard's header and return its tensors in file order.
-async fn read_shard<S: ByteSource>(src: &S, file_index: usize) -> Result<Vec<TensorInfo>> {
+/// Read a shard's header: its tensors in file order, and its `__metadata__`.
+async fn read_shard<S: ByteSource>(
+    src: &S,
+    file_index: usize,
+) -> Result<(Vec<TensorInfo>, Map<String, Value>)> {
     let file = src.name();
     let bad = |problem: String| Error::bad_file(file, problem);
     let len = src.len();
@@ -118,56 +147,106 @@ async fn read_shard<S: ByteSource>(src: &S, file_index: usize) -> Result<Vec<Ten
     }
     // n <= MAX_HEADER_BYTES, so it fits in usize.
     let header = src.read(8, n as usize).await?;
-    let header: Map<String, Value> =
+    let mut header: Map<String, Value> =
         serde_json::from_slice(&header).map_err(|e| bad(format!("the header is not a JSON object: {e}")))?;
+    let metadata = match header.remove("__metadata__") {
+        None => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(bad("__metadata__ is not an object of strings".to_string())),
+    };
+    let formats = stored_formats(file, &metadata)?;
     let data_start = 8 + n;
     let data_len = len - data_start;
     let mut tensors = Vec::new();
     for (name, value) in header {
-        if name == "__metadata__" {
-            continue;
-        }
         let entry: Entry = serde_json::from_value(value)
             .map_err(|e| bad(format!("tensor {name}: bad header entry: {e}")))?;
-        tensors.push(tensor_info(file, name, entry, data_start, data_len, file_index)?);
+        let stored = formats.get(&name).cloned();
+        tensors.push(tensor_info(file, name, entry, stored, data_start, data_len, file_index)?);
+    }
+    if let Some(missing) = formats.keys().find(|f| !tensors.iter().any(|t| &t.name == *f)) {
+        return Err(bad(format!("{FORMATS_KEY} names tensor {missing}, which the file does not hold")));
     }
     tensors.sort_by_key(|t| t.offset);
-    Ok(tensors)
+    Ok((tensors, metadata))
 }
 
+/// The real format and shape of each tensor an exported file holds as bytes (`FORMATS_KEY`).
+fn stored_formats(file: &str, metadata: &Map<String, Value>) -> Result<HashMap<String, (DType, Vec<u64>)>> {
+    let bad = |problem: String| Error::bad_file(file, format!("__metadata__ {FORMATS_KEY}: {problem}"));
+    let Some(text) = metadata.get(FORMATS_KEY) else { return Ok(HashMap::new()) };
+    let entries: HashMap<String, Stored> = text
+        .as_str()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| bad("not a JSON object of {\"dtype\", \"shape\"} entries".to_string()))?;
+    let mut formats = HashMap::new();
+    for (name, s) in entries {
+        let cols = s.shape.last().copied().unwrap_or(1);
+        let dtype = DType::from_name(&s.dtype, cols)
+            .ok_or_else(|| bad(format!("tensor {name}: {} is no format for rows of {cols}", s.dtype)))?;
+        formats.insert(name, (dtype, s.shape));
+    }
+    Ok(formats)
+}
+
+/// A `FORMATS_KEY` entry.
+#[derive(Deserialize)]
+struct Stored {
+    dtype: String,
+    shape: Vec<u64>,
+}
+
+/// One header entry checked against the data section. `stored`: the real format and shape of a
+/// tensor held as bytes.
 fn tensor_info(
     file: &str,
     name: String,
     e: Entry,
+    stored: Option<(DType, Vec<u64>)>,
     data_start: u64,
     data_len: u64,
     file_index: usize,
 ) -> Result<TensorInfo> {
     let bad = |problem: String| Error::bad_file(file, format!("tensor {name}: {problem}"));
-    let dtype = dtype_from_name(&e.dtype).ok_or_else(|| {
-        Error::unsupported(
-            file,
-            format!(
-                "tensor {name} has dtype {}; Squeeze reads F32, F16 and BF16 (and lists I8, I16, I32, I64, F64)",
-                e.dtype
-            ),
-        )
-    })?;
-    let n_bytes = e
-        .shape
-        .iter()
-        .try_fold(1u64, |n, &d| n.checked_mul(d))
+    let elements = |shape: &[u64]| shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+    let (dtype, shape) = match stored {
+        Some((dtype, shape)) => {
+            // Held as raw bytes: the header's U8 shape must count exactly the bytes the real one takes.
+            let n_bytes = elements(&shape).and_then(|n| dtype.bytes_for(n));
+            if e.dtype != "U8" || n_bytes.is_none() || n_bytes != elements(&e.shape) {
+                return Err(bad(format!(
+                    "{FORMATS_KEY} says {dtype} of shape {shape:?} ({n_bytes:?} bytes), but the header stores \
+                     {} of shape {:?}",
+                    e.dtype, e.shape
+                )));
+            }
+            (dtype, shape)
+        }
+        None => {
+            let dtype = dtype_from_name(&e.dtype).ok_or_else(|| {
+                Error::unsupported(
+                    file,
+                    format!(
+                        "tensor {name} has dtype {}; Squeeze reads F32, F16 and BF16 (and lists I8, I16, I32, \
+                         I64, F64)",
+                        e.dtype
+                    ),
+                )
+            })?;
+            (dtype, e.shape)
+        }
+    };
+    let n_bytes = elements(&shape)
         .and_then(|n| dtype.bytes_for(n))
-        .ok_or_else(|| bad(format!("shape {:?} overflows a 64-bit byte count", e.shape)))?;
+        .ok_or_else(|| bad(format!("shape {shape:?} overflows a 64-bit byte count")))?;
     let [a, b] = e.data_offsets;
     if b < a {
         return Err(bad(format!("data_offsets [{a}, {b}] run backwards")));
     }
     if b - a != n_bytes {
         return Err(bad(format!(
-            "data_offsets [{a}, {b}] hold {} bytes but a {dtype} tensor of shape {:?} takes {n_bytes}",
+            "data_offsets [{a}, {b}] hold {} bytes but a {dtype} tensor of shape {shape:?} takes {n_bytes}",
             b - a,
-            e.shape
         )));
     }
     if b > data_len {
@@ -175,13 +254,11 @@ fn tensor_info(
             "data_offsets end at {b} but the data section has {data_len} bytes (truncated?)"
         )));
     }
-    Ok(TensorInfo { name, shape: e.shape, dtype, file: file_index, offset: data_start + a, n_bytes })
+    Ok(TensorInfo { name, shape, dtype, file: file_index, offset: data_start + a, n_bytes })
 }
 
 fn dtype_from_name(name: &str) -> Option<DType> {
-    [DType::F32, DType::F16, DType::BF16, DType::I8, DType::I16, DType::I32, DType::I64, DType::F64]
-        .into_iter()
-        .find(|d| d.name() == name)
+    NATIVE.into_iter().find(|d| d.name() == name)
 }
 
 /// The index's weight_map must agree with the shards given: every tensor it names must be in the shard
@@ -235,35 +312,15 @@ async fn read_json<S: ByteSource>(src: &S) -> Result<Value> {
         .map_err(|e| Error::bad_file(src.name(), format!("not valid JSON: {e}")))
 }
 
-/// Write a safetensors file (tensors in the order given, header padded to 8 bytes as the reference
-/// writer does). For tests; `data` is the little-endian stored bytes.
+/// Write a safetensors file (tensors in the order given). For tests; `data` is the little-endian
+/// stored bytes.
 ///
 /// # Panics
-/// On a dtype safetensors has no name for (block-quantised types) or data of the wrong length.
+/// On data of the wrong length for its dtype and shape.
 pub fn write(tensors: &[(&str, &[u64], DType, &[u8])]) -> Vec<u8> {
-    let mut header = Map::new();
-    let mut offset = 0u64;
+    let mut w = super::safetensors_write::SafetensorsWriter::new();
     for &(name, shape, dtype, data) in tensors {
-        assert!(dtype_from_name(&dtype.name()).is_some(), "safetensors cannot hold {dtype} tensor {name}");
-        let n: u64 = shape.iter().product();
-        assert_eq!(
-            dtype.bytes_for(n),
-            Some(data.len() as u64),
-            "tensor {name}: wrong data length for {shape:?}"
-        );
-        let end = offset + data.len() as u64;
-        header.insert(
-            name.to_string(),
-            serde_json::json!({ "dtype": dtype.name(), "shape": shape, "data_offsets": [offset, end] }),
-        );
-        offset = end;
+        w.add_tensor(name, shape, dtype, data.to_vec()).unwrap_or_else(|e| panic!("{e}"));
     }
-    let mut json = Value::Object(header).to_string().into_bytes();
-    json.resize(json.len().next_multiple_of(8), b' ');
-    let mut out = (json.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&json);
-    for &(_, _, _, data) in tensors {
-        out.extend_from_slice(data);
-    }
-    out
+    w.to_bytes()
 }

@@ -48,6 +48,21 @@ pub enum Role {
     Down,
 }
 
+impl Role {
+    pub const ALL: [Role; 10] = [
+        Role::AttnNorm,
+        Role::Q,
+        Role::K,
+        Role::V,
+        Role::Qkv,
+        Role::AttnOut,
+        Role::FfnNorm,
+        Role::Gate,
+        Role::Up,
+        Role::Down,
+    ];
+}
+
 impl ModelConfig {
     pub fn from_header(header: &ModelHeader) -> Result<ModelConfig> {
         let s = &header.summary;

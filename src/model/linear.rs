@@ -27,6 +27,14 @@ impl LinearExtras {
     pub fn stored_bytes(&self) -> u64 {
         self.sparse.as_ref().map_or(0, SparseRows::stored_bytes)
     }
+
+    /// Add the kept weights, rounded to f16 as the GPU stores them, to a (rows, `cols`) matrix of the
+    /// decoded stored weight: the values the layer computes with.
+    pub fn add_corrections(&self, values: &mut [f32], cols: usize) {
+        for &(r, c, v) in &self.corrections {
+            values[r as usize * cols + c as usize] += half::f16::from_f32(v).to_f32();
+        }
+    }
 }
 
 /// What every linear layer of one forward pass shares.

@@ -118,8 +118,16 @@ pub fn tiny_llama_gguf_tensors() -> Vec<(String, Vec<u64>, bool)> {
 /// A 2-layer llama-architecture GGUF (d_model 256, 4 heads, 2 KV heads, FFN 512, vocab 300) with
 /// random weights: the embedding and all linears in `dtype_for_linears`, norm weights F32 near 1.
 pub fn tiny_llama_gguf(dtype_for_linears: DType, seed: u64) -> Vec<u8> {
+    let tensors = tiny_llama_gguf_tensors()
+        .into_iter()
+        .map(|(name, shape, is_norm)| (name, shape, if is_norm { Init::Norm } else { Init::Linear }));
+    tiny_gguf(&tiny_llama_meta(), tensors, dtype_for_linears, seed)
+}
+
+/// The tiny Llama's architecture metadata (the tokenizer's is added by [`tiny_gguf`]).
+pub fn tiny_llama_meta() -> Vec<(&'static str, MetaValue)> {
     let u32_ = |v: u64| MetaValue::U32(v as u32);
-    let meta = [
+    vec![
         ("general.architecture", MetaValue::String("llama".into())),
         ("general.name", MetaValue::String("tiny-llama".into())),
         ("llama.block_count", u32_(TINY_LAYERS)),
@@ -132,11 +140,7 @@ pub fn tiny_llama_gguf(dtype_for_linears: DType, seed: u64) -> Vec<u8> {
         ("llama.rope.freq_base", MetaValue::F32(TINY_ROPE_BASE)),
         ("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(TINY_NORM_EPS)),
         ("llama.vocab_size", u32_(TINY_VOCAB)),
-    ];
-    let tensors = tiny_llama_gguf_tensors()
-        .into_iter()
-        .map(|(name, shape, is_norm)| (name, shape, if is_norm { Init::Norm } else { Init::Linear }));
-    tiny_gguf(&meta, tensors, dtype_for_linears, seed)
+    ]
 }
 
 pub const TINY_GPT2_FFN: u64 = 1024;

@@ -1,8 +1,10 @@
 // What a compression did, as the Compress view shows it: headline numbers (size, bits per weight, how far
-// the model moved), each step's notes, the error per layer as a chart, and every rewritten tensor in a table.
+// the model moved), each step's notes, the error per layer as a chart, every rewritten tensor in a table, and
+// the download of the compressed model as GGUF or safetensors.
 import * as fmt from '../format.js';
 import { axes, COLORS, logTickValues, mountChart, WHOLE_TICKS } from '../charts.js';
 import { activateRows, makeSortable, sortableHeader } from '../table.js';
+import { createExportPanel } from './export-panel.js';
 
 const num = (key) => (a, b) => (a[key] ?? -Infinity) - (b[key] ?? -Infinity);
 const COLUMNS = [
@@ -17,7 +19,7 @@ const COLUMNS = [
   { key: 'seconds', label: 'Time', num: true, cmp: num('seconds') },
 ];
 
-export function createCompressResult(root, { openTensor }) {
+export function createCompressResult(root, { rpc, showError, openTensor }) {
   root.innerHTML = `
     <div class="result-grid">
       <section class="card">
@@ -46,12 +48,14 @@ export function createCompressResult(root, { openTensor }) {
       </div>
       <p class="muted hint">Click a row or press Enter on it to compare that tensor with the original in the Weights
         view. Weight error is ‖Ŵ − W‖² / ‖W‖²; output error is the same on the layer's outputs.</p>
-    </section>`;
+    </section>
+    <section class="card export-panel"></section>`;
 
   const q = (sel) => root.querySelector(sel);
   let tensors = [];
   const sorted = makeSortable(q('.report-table'), COLUMNS, { key: 'name', dir: 1 }, renderTable);
   activateRows(q('.report-table tbody'), openTensor);
+  const exportPanel = createExportPanel(q('.export-panel'), { rpc, showError });
 
   function renderFacts(outcome, ms) {
     const r = outcome.report;
@@ -120,6 +124,7 @@ export function createCompressResult(root, { openTensor }) {
       renderFacts(outcome, ms);
       renderTable();
       drawLayers();
+      exportPanel.reset();
     },
   };
 }

@@ -71,7 +71,7 @@ export function createCompressView(root, { rpc, showError, openTensor, recipe, o
 
   const q = (sel) => root.querySelector(sel);
   const form = createRecipeForm(q('.recipe-form'), { onChange: () => (q('.calibration').hidden = !form.calibrated()) });
-  const result = createCompressResult(q('.compress-result'), { openTensor });
+  const result = createCompressResult(q('.compress-result'), { rpc, showError, openTensor });
   if (recipe) form.setText(recipe);
   let request = null;
   let cancelEarly = false; // Cancel pressed while the texts were still being fetched

@@ -1,5 +1,6 @@
 //! `squeeze compress`: apply a recipe, then measure the result against the original (perplexity of
-//! both, KL divergence, top-1 agreement) and print the report.
+//! both, KL divergence, top-1 agreement), print the report, and with `--out` write the compressed
+//! model as GGUF or safetensors.
 
 use crate::run::load;
 use crate::{args, json, USAGE};
@@ -7,10 +8,12 @@ use squeeze::compress::{compress as run_recipe, Calibration, Outcome, Recipe};
 use squeeze::error::{Error, Result};
 use squeeze::eval::kld::{compare_models, divergence_from, BaseLogProbs};
 use squeeze::eval::sensitivity::{check_step, scan};
+use squeeze::export::{check_out_path, write_file, Action, Export, ExportPlan};
 use squeeze::gpu::Gpu;
 use squeeze::model::runner::Runner;
 use squeeze::model::tokenizer::Tokenizer;
 use squeeze::model::{self, LoadedModel, Progress};
+use std::path::PathBuf;
 
 /// Progress on one stderr line, or nothing when stdout carries JSON.
 fn stderr_progress(quiet: bool) -> impl FnMut(&str, u64, u64) {
@@ -29,10 +32,16 @@ pub async fn compress(raw: &[String]) -> Result<String> {
     let args = args::parse(
         raw,
         &["json"],
-        &["recipe", "calib-file", "calib-tokens", "calib-seq", "eval-file", "ctx", "chunks"],
+        &["recipe", "calib-file", "calib-tokens", "calib-seq", "eval-file", "ctx", "chunks", "out"],
         USAGE,
     )?;
     args.expect_positional(1, "compress", USAGE)?;
+    // Checked before the work, so a bad path costs nothing.
+    let out = args.text("out").map(PathBuf::from);
+    let format = match &out {
+        Some(path) => Some(check_out_path(path, &[PathBuf::from(&args.positional[0])])?),
+        None => None,
+    };
     let recipe_path =
         args.text("recipe").ok_or_else(|| Error::Invalid(format!("--recipe is required\n{USAGE}")))?;
     let recipe = Recipe::parse(&read(recipe_path)?).map_err(|e| match e {
@@ -70,11 +79,43 @@ pub async fn compress(raw: &[String]) -> Result<String> {
         }
         None => None,
     };
+    let exported = match (&out, format) {
+        (Some(path), Some(format)) => {
+            let mut export = Export::new(&loaded, &compressed.model, Some(&recipe), format)?;
+            write_file(&gpu, &mut export, &compressed.model, path).await?;
+            Some(export.plan().clone())
+        }
+        _ => None,
+    };
     let outcome = Outcome::new(compressed.report, eval);
     if json_out {
-        return Ok(json(&outcome));
+        let mut value = serde_json::to_value(&outcome).expect("reports serialise");
+        if let Some(plan) = &exported {
+            value["export"] = serde_json::to_value(plan).expect("plans serialise");
+        }
+        return Ok(json(&value));
     }
-    Ok(text_report(&outcome))
+    let mut report = text_report(&outcome);
+    if let (Some(path), Some(plan)) = (&out, &exported) {
+        report += &export_report(&path.display().to_string(), plan);
+    }
+    Ok(report)
+}
+
+fn export_report(path: &str, plan: &ExportPlan) -> String {
+    let mut s = format!(
+        "wrote {path}: {:.2} MB, {} tensors as stored, {} decoded to 16/32-bit floats\n",
+        plan.bytes as f64 / 1e6,
+        plan.stored,
+        plan.dequantised
+    );
+    for t in plan.tensors.iter().filter(|t| t.action == Action::Dequantised) {
+        s += &format!("  {} {} → {}: {}\n", t.name, t.dtype, t.out_dtype, t.reason.as_deref().unwrap_or(""));
+    }
+    for n in &plan.notes {
+        s += &format!("  note: {n}\n");
+    }
+    s
 }
 
 fn text_report(o: &Outcome) -> String {

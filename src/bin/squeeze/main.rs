@@ -23,8 +23,9 @@ const USAGE: &str = "usage: squeeze <command> <model> …
              [--greedy | --temperature T --top-k K --top-p P --seed S] [--repeat-penalty R] [--json]
   perplexity <model> --text-file F [--ctx 512] [--chunks N] [--all-tokens] [--json]
   compress   <model> --recipe R.json [--calib-file F] [--calib-tokens 4096] [--calib-seq 512]
-             [--eval-file E [--ctx 512] [--chunks N]] [--json]
-                                                       apply a recipe; size, bpw, PPL and KLD vs the original
+             [--eval-file E [--ctx 512] [--chunks N]] [--out FILE.gguf|FILE.safetensors] [--json]
+                                                       apply a recipe; size, bpw, PPL and KLD vs the original;
+                                                       --out writes the compressed model (never the input)
   compare    <model> --recipes LIST.json --eval-file E [--ctx 512] [--chunks N] [--calib-file F …]
                                                        several recipes against one base run: a table
   sensitivity <model> --step STEP_JSON --eval-file E [--ctx 512] [--chunks N] [--json]
