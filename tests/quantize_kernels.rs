@@ -330,7 +330,10 @@ fn bad_arguments_are_clear_errors() {
                 .unwrap()
         };
         let e = quantize(4, 96, Scheme::Nf4, Granularity::Group(64));
-        assert!(e.to_string().contains("needs groups that divide the row; rows of 96 end in a shorter block"), "{e}");
+        assert!(
+            e.to_string().contains("needs groups that divide the row; rows of 96 end in a shorter block"),
+            "{e}"
+        );
         let e = quantize(4, 96, Scheme::Int { bits: 9, sym: true }, Granularity::Channel);
         assert!(e.to_string().contains("2 to 8 bits, not 9"), "{e}");
         let e = quantize(5, 96, Scheme::Q8_0, Granularity::Channel);
