@@ -62,6 +62,8 @@ pub struct CompressReport {
     pub bpw: f64,
     /// Over the compressed tensors only.
     pub bpw_compressed: f64,
+    /// The share of exactly zero weights over the compressed tensors.
+    pub sparsity: f64,
 }
 
 /// A compression and its measurement against the original, flattened for tables and scripts.

@@ -206,6 +206,7 @@ impl<'a> Work<'a> {
         // A tensor two steps rewrote (pruned, then quantised) is stored as the last one left it.
         let last: HashMap<&str, &TensorReport> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         let (c_bytes, c_params) = last.values().fold((0, 0), |(b, p), t| (b + t.bytes, p + t.params));
+        let zeros: f64 = last.values().map(|t| t.sparsity * t.params as f64).sum();
         let report = CompressReport {
             recipe: self.recipe,
             steps: self.steps,
@@ -218,6 +219,7 @@ impl<'a> Work<'a> {
             size_bytes_original: size(self.original),
             bpw: size_bytes as f64 * 8.0 / params as f64,
             bpw_compressed: c_bytes as f64 * 8.0 / c_params.max(1) as f64,
+            sparsity: zeros / c_params.max(1) as f64,
         };
         Compressed { model: self.model, report }
     }
