@@ -374,11 +374,16 @@ impl Step {
         if let Some(scope) = self.params.get("scope").and_then(Value::as_str) {
             Scope::parse(scope).map_err(|e| at_method(m, e))?;
         }
+        if let Some(block) = self.get_i64("block") {
+            if block < 1 {
+                return Err(invalid(&format!("{m}.block must be at least 1, not {block}")));
+            }
+        }
         if let Some(share) = self.params.get("sparsity").and_then(Value::as_f64) {
             let pattern = self.params.get("pattern").and_then(Value::as_str).unwrap_or("");
             let sparsity = Sparsity::parse(share, pattern).map_err(|e| at_method(m, e))?;
             if let (Sparsity::NOfM { n, m: group }, Some(block)) = (sparsity, self.get_i64("block")) {
-                if block <= 0 || block % group as i64 != 0 {
+                if block % group as i64 != 0 {
                     return Err(invalid(&format!(
                         "{m}.block must be a positive multiple of {group} for the {n}:{group} pattern, not {block}"
                     )));

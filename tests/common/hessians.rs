@@ -19,7 +19,14 @@ pub fn gaussians(rng: &mut Rng, n: usize, scale: f64) -> Vec<f32> {
 /// Σ x·xᵀ over `tokens` inputs X = Z·(I + mixing·G/√cols)·diag(s): Z and G standard normal, column scales
 /// s = 10^(spread·u) with u uniform in ±1, so that act-order has an order to follow. With mixing 2 the
 /// inputs are strongly correlated and H is far from diagonal. `dead` columns are always zero.
-pub fn hessian(rng: &mut Rng, tokens: usize, cols: usize, mixing: f64, spread: f64, dead: &[usize]) -> Vec<f64> {
+pub fn hessian(
+    rng: &mut Rng,
+    tokens: usize,
+    cols: usize,
+    mixing: f64,
+    spread: f64,
+    dead: &[usize],
+) -> Vec<f64> {
     let mut m: Vec<f64> = (0..cols * cols).map(|_| gaussian(rng) * mixing / (cols as f64).sqrt()).collect();
     (0..cols).for_each(|i| m[i * cols + i] += 1.0);
     let scales: Vec<f64> = (0..cols).map(|_| 10f64.powf(spread * rng.uniform() as f64)).collect();

@@ -90,7 +90,10 @@ fn text_report(o: &Outcome) -> String {
             100.0 * st.sparsity
         );
         if st.zeros_lost > 0 {
-            s += &format!("      {} weights that were zero before this step are not zero after it\n", st.zeros_lost);
+            s += &format!(
+                "      {} weights that were zero before this step are not zero after it\n",
+                st.zeros_lost
+            );
         }
         for n in &st.notes {
             s += &format!("      {n}\n");
