@@ -1,12 +1,33 @@
 //! Small dense linear algebra in f64 for symmetric positive-definite matrices (n×n, row-major): the
 //! Cholesky factor, the inverse through it, and the upper Cholesky factor of the inverse that GPTQ and
-//! SparseGPT step through. Sizes are a layer's input width (576 … 1536, more is only slower); every
+//! SparseGPT step through, with the layer Hessian both prepare the same way. Sizes are a layer's input width (576 … 1536, more is only slower); every
 //! inner loop runs along a row, so memory is read in order.
 
 use crate::error::{Error, Result};
 
 /// Rows handled together: each row fetched from memory serves the dot products or updates of all of them.
 const TILE: usize = 8;
+
+/// The layer Hessian as GPTQ and SparseGPT use it, H = (2/N)·Σ x·xᵀ over N calibration tokens in f64,
+/// and which columns no input reaches (H_ii = 0). Their diagonal is set to 1 so that H stays invertible;
+/// the caller zeroes their weights, which multiply nothing.
+pub fn layer_hessian(sum_xxt: &[f32], tokens: usize, cols: usize) -> (Vec<f64>, Vec<bool>) {
+    let scale = 2.0 / tokens as f64;
+    let mut h: Vec<f64> = sum_xxt.iter().map(|&v| v as f64 * scale).collect();
+    let mut dead = vec![false; cols];
+    for (i, dead) in dead.iter_mut().enumerate() {
+        if h[i * cols + i] == 0.0 {
+            h[i * cols + i] = 1.0;
+            *dead = true;
+        }
+    }
+    (h, dead)
+}
+
+/// λ of the damping H + λI: `damp` times the mean of diag(H) (the references' `percdamp`).
+pub fn damping(h: &[f64], cols: usize, damp: f64) -> f64 {
+    damp * (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols as f64
+}
 
 /// The lower Cholesky factor L of `a` (A = L·Lᵀ), or why `a` is not positive definite.
 pub fn cholesky(a: &[f64], n: usize) -> Result<Vec<f64>> {

@@ -3,6 +3,11 @@
 
 use super::calib::{Site, SiteStats};
 use super::plan::Target;
+use super::prune::magnitude::magnitude_mask;
+use super::prune::mask::apply as apply_mask;
+use super::prune::sparsegpt::{sparsegpt, SparseGptOptions};
+use super::prune::wanda::wanda_mask;
+use super::prune::{storage_note, store_dense, Sparsity};
 use super::quant::awq::{search_clip, search_scales};
 use super::quant::gptq::{gptq, GptqOptions, Outliers};
 use super::quant::grid::{quantize_rtn, quantize_with_grids};
@@ -16,7 +21,7 @@ use crate::model::config::Role;
 use std::collections::BTreeMap;
 
 pub(super) fn needs_hessian(step: &Step) -> bool {
-    matches!(step.method.as_str(), "gptq" | "spqr" | "owq" | "awq")
+    matches!(step.method.as_str(), "gptq" | "spqr" | "owq" | "awq" | "sparsegpt")
 }
 
 /// Apply `step` (the recipe's step number `index`) to `targets`.
@@ -33,7 +38,7 @@ pub(super) async fn apply(
             scale_sites(work, index, step, targets, stats).await?;
             for t in targets {
                 let site = site_of(t);
-                quantize_one(work, index, step, t.index, Some(&stats[&site])).await?;
+                rewrite_one(work, index, step, t.index, Some(&stats[&site])).await?;
             }
             Ok(())
         }
@@ -43,7 +48,7 @@ pub(super) async fn apply(
                     (Some(s), Some(_)) => s.get(&site_of(t)),
                     _ => None,
                 };
-                quantize_one(work, index, step, t.index, site_stats).await?;
+                rewrite_one(work, index, step, t.index, site_stats).await?;
             }
             Ok(())
         }
@@ -54,8 +59,8 @@ fn site_of(t: &Target) -> Site {
     Site::of(t.linear.expect("calibrated targets are block linears").1).expect("linear roles have sites")
 }
 
-/// Quantise one matrix with `step`'s method.
-async fn quantize_one(
+/// Quantise or prune one matrix with `step`'s method.
+async fn rewrite_one(
     work: &mut Work<'_>,
     index: usize,
     step: &Step,
@@ -112,9 +117,41 @@ async fn quantize_one(
             act_threshold: Some(step.f64("threshold") as f32),
             ..Rewrite::plain(quantize_rtn(&format, &w, rows, cols).map_err(named)?)
         },
+        "magnitude" | "wanda" | "sparsegpt" => {
+            let pruned = prune(step, &w, rows, cols, stats).map_err(named)?;
+            let stored = store_dense(&pruned, work.original_dtype(i));
+            let sparsity = step.sparsity().expect("pruning steps have one");
+            let pattern = match sparsity {
+                Sparsity::NOfM { n, m } => Some((n, m)),
+                Sparsity::Unstructured(_) => None,
+            };
+            let bits = stored.dtype.bits_per_weight() as u32;
+            note(work, index, storage_note(bits, 1.0 - sparsity.share(), pattern));
+            Rewrite::plain(stored)
+        }
         _ => Rewrite::plain(quantize_rtn(&format, &w, rows, cols).map_err(named)?),
     };
     work.store(index, i, rewrite, &w, hessian, (now_ms() - t0) / 1000.0)
+}
+
+/// The weights of a (rows, cols) matrix `w` after a pruning step: exactly zero where its mask says.
+fn prune(step: &Step, w: &[f32], rows: usize, cols: usize, stats: Option<&SiteStats>) -> Result<Vec<f32>> {
+    let sparsity = step.sparsity().expect("pruning steps have one");
+    sparsity.check_cols(cols, "the matrix")?;
+    let stats = || stats.ok_or_else(|| Error::Invalid("no calibration statistics".into()));
+    let mask = match step.method.as_str() {
+        "magnitude" => magnitude_mask(w, rows, cols, sparsity, step.scope()),
+        "wanda" => wanda_mask(w, rows, cols, &stats()?.sum_sq, sparsity)?,
+        _ => {
+            let s = stats()?;
+            let h = s.hessian.as_deref().ok_or_else(|| Error::Invalid("no calibration Hessian".into()))?;
+            let opts = SparseGptOptions { sparsity, damp: step.f64("damp"), block: step.usize("block") };
+            return Ok(sparsegpt(w, rows, cols, h, s.tokens as usize, &opts)?.values);
+        }
+    };
+    let mut pruned = w.to_vec();
+    apply_mask(&mut pruned, &mask);
+    Ok(pruned)
 }
 
 /// AWQ and SmoothQuant: per input site of the block, choose per-channel scales s, multiply the

@@ -10,6 +10,7 @@ pub mod calib;
 pub mod linalg;
 mod methods;
 pub mod plan;
+pub mod prune;
 pub mod quant;
 pub mod recipe;
 mod report;

@@ -12,6 +12,8 @@
 //! bits, up to `max_bits`, by their measured sensitivity until its tensors average `target_bpw`
 //! (`compress::allot`).
 
+use super::prune::magnitude::Scope;
+use super::prune::Sparsity;
 use super::quant::grid::{Format, Granularity, Scheme};
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -127,6 +129,33 @@ pub const METHODS: &[MethodInfo] = &[
         },
     },
     MethodInfo {
+        name: "magnitude",
+        calibrated: false,
+        about: "Pruning by magnitude: the weights of smallest |w| become exactly zero, compared within each \
+                output row (scope \"row\") or the whole matrix, either a share of them or all but N of every M \
+                consecutive inputs (pattern \"2:4\"). Data-free; the pruned matrix is stored dense, as no \
+                kernel reads a sparse layout yet, so it only shrinks when a quantising step follows.",
+        defaults: || json!({"sparsity": 0.5, "scope": "row", "pattern": ""}),
+    },
+    MethodInfo {
+        name: "wanda",
+        calibrated: true,
+        about: "Wanda prunes by weights and activations: the score |W_ij|·‖X_j‖₂, the weight times the norm \
+                of its input feature over the calibration text, is compared within each output row (or N:M \
+                group), so small weights on large activations survive. Nothing is updated after; the matrix \
+                is stored dense unless a quantising step follows.",
+        defaults: || json!({"sparsity": 0.5, "pattern": ""}),
+    },
+    MethodInfo {
+        name: "sparsegpt",
+        calibrated: true,
+        about: "SparseGPT prunes one input column at a time and updates the weights not yet visited to \
+                compensate, through the inverse Hessian of the layer's inputs (XᵀX) as GPTQ does for \
+                rounding; each block of columns drops its weights of least saliency w²/[H⁻¹]_jj. Needs \
+                calibration text; the matrix is stored dense unless a quantising step follows.",
+        defaults: || json!({"sparsity": 0.5, "pattern": "", "damp": 0.01, "block": 128}),
+    },
+    MethodInfo {
         name: "nf4",
         calibrated: false,
         about: "NormalFloat4 (QLoRA): 16 levels placed at the quantiles of a normal distribution, scaled by \
@@ -224,6 +253,14 @@ fn invalid(what: &str) -> Error {
     Error::Invalid(format!("recipe: {what}"))
 }
 
+/// "recipe: {method}.{message}" for a parameter's own message.
+fn at_method(method: &str, e: Error) -> Error {
+    match e {
+        Error::Invalid(message) => invalid(&format!("{method}.{message}")),
+        other => other,
+    }
+}
+
 fn at_step(i: usize, e: Error) -> Error {
     match e {
         Error::Invalid(m) => Error::Invalid(m.replacen("recipe:", &format!("recipe step {}:", i + 1), 1)),
@@ -274,6 +311,17 @@ impl Step {
         }
         let step = Step { method: method.to_string(), target, params };
         step.check()?;
+        if let (Some(given), Some(Sparsity::NOfM { n, m })) =
+            (obj.get("sparsity").and_then(Value::as_f64), step.sparsity())
+        {
+            let share = 1.0 - n as f64 / m as f64;
+            if (given - share).abs() > 1e-9 {
+                return Err(invalid(&format!(
+                    "{method}: the {n}:{m} pattern prunes {share} of the weights; leave out sparsity or set it \
+                     to {share}, not {given}"
+                )));
+            }
+        }
         Ok(step)
     }
 
@@ -345,6 +393,25 @@ impl Step {
                 )));
             }
         }
+        if let Some(scope) = self.params.get("scope").and_then(Value::as_str) {
+            Scope::parse(scope).map_err(|e| at_method(m, e))?;
+        }
+        if let Some(block) = self.get_i64("block") {
+            if block < 1 {
+                return Err(invalid(&format!("{m}.block must be at least 1, not {block}")));
+            }
+        }
+        if let Some(share) = self.params.get("sparsity").and_then(Value::as_f64) {
+            let pattern = self.params.get("pattern").and_then(Value::as_str).unwrap_or("");
+            let sparsity = Sparsity::parse(share, pattern).map_err(|e| at_method(m, e))?;
+            if let (Sparsity::NOfM { n, m: group }, Some(block)) = (sparsity, self.get_i64("block")) {
+                if block % group as i64 != 0 {
+                    return Err(invalid(&format!(
+                        "{m}.block must be a positive multiple of {group} for the {n}:{group} pattern, not {block}"
+                    )));
+                }
+            }
+        }
         self.format()?;
         Ok(())
     }
@@ -379,6 +446,19 @@ impl Step {
         step.params.insert("bits".into(), json!(bits));
         step.params.insert("target_bpw".into(), json!(0.0));
         step
+    }
+
+    /// What a pruning step removes (`None` for the other methods).
+    pub fn sparsity(&self) -> Option<Sparsity> {
+        let share = self.params.get("sparsity")?.as_f64()?;
+        let pattern = self.params.get("pattern").and_then(Value::as_str).unwrap_or("");
+        Some(Sparsity::parse(share, pattern).expect("checked when parsed"))
+    }
+
+    /// Where magnitude pruning compares weights.
+    pub fn scope(&self) -> Scope {
+        let scope = self.params.get("scope").and_then(Value::as_str).unwrap_or("row");
+        Scope::parse(scope).expect("checked when parsed")
     }
 
     /// The storage format this step writes, for the methods that quantise weights.

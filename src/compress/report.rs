@@ -24,6 +24,8 @@ pub struct TensorReport {
     pub output_err: Option<f64>,
     /// Weights kept in 16 bit beside the quantised matrix.
     pub outliers: u64,
+    /// The share of its weights that are exactly zero after the step (what pruning achieved).
+    pub sparsity: f64,
     pub seconds: f64,
 }
 
@@ -34,6 +36,15 @@ pub struct StepReport {
     pub seconds: f64,
     /// What the method chose, in words (AWQ's α, SmoothQuant's α, outlier columns …).
     pub notes: Vec<String>,
+    /// The share of exactly zero weights over the tensors the step rewrote.
+    pub sparsity: f64,
+    /// Weights that were exactly zero before the step and are not after it: a quantising step after a
+    /// pruning step should keep this at 0 (Q4_1's grid and GPTQ's error feedback do not).
+    pub zeros_lost: u64,
+    #[serde(skip)]
+    pub params: u64,
+    #[serde(skip)]
+    pub zeros: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +65,8 @@ pub struct CompressReport {
     pub bpw_compressed: f64,
     /// Target-bpw steps: the bits each block got and the sensitivity that decided it.
     pub allotments: Vec<Allotment>,
+    /// The share of exactly zero weights over the compressed tensors.
+    pub sparsity: f64,
 }
 
 /// A compression and its measurement against the original, flattened for tables and scripts.

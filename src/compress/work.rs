@@ -55,7 +55,16 @@ impl<'a> Work<'a> {
         let steps = recipe
             .steps
             .iter()
-            .map(|s| StepReport { method: s.method.clone(), tensors: 0, seconds: 0.0, notes: Vec::new() })
+            .map(|s| StepReport {
+                method: s.method.clone(),
+                tensors: 0,
+                seconds: 0.0,
+                notes: Vec::new(),
+                sparsity: 0.0,
+                zeros_lost: 0,
+                params: 0,
+                zeros: 0,
+            })
             .collect();
         Work {
             gpu,
@@ -78,6 +87,11 @@ impl<'a> Work<'a> {
 
     pub fn name(&self, i: usize) -> &str {
         &self.model.header.tensors[i].name
+    }
+
+    /// The stored type of tensor `i` in the loaded model, before any step.
+    pub fn original_dtype(&self, i: usize) -> DType {
+        self.original.header.tensors[i].dtype
     }
 
     /// (rows, cols) of tensor `i`.
@@ -128,6 +142,8 @@ impl<'a> Work<'a> {
         extras.add_corrections(&mut after, cols);
         let bytes = quantized.bytes.len() as u64 + extras.stored_bytes();
         let params = (rows * cols) as u64;
+        let zeros = after.iter().filter(|&&v| v == 0.0).count() as u64;
+        let zeros_lost = before.iter().zip(&after).filter(|&(&b, &a)| b == 0.0 && a != 0.0).count() as u64;
         self.tensors.push(TensorReport {
             name: self.name(i).to_string(),
             method: self.steps[step].method.clone(),
@@ -140,10 +156,16 @@ impl<'a> Work<'a> {
             rel_mse: rel_mse(before, &after),
             output_err: hessian.map(|h| output_error(before, &after, rows, cols, h)),
             outliers: extras.corrections.len() as u64,
+            sparsity: zeros as f64 / params as f64,
             seconds,
         });
-        self.steps[step].tensors += 1;
-        self.steps[step].seconds += seconds;
+        let report = &mut self.steps[step];
+        report.tensors += 1;
+        report.seconds += seconds;
+        report.params += params;
+        report.zeros += zeros;
+        report.zeros_lost += zeros_lost;
+        report.sparsity = report.zeros as f64 / report.params as f64;
         if extras.act_bits.is_some() || extras.sparse.is_some() {
             self.model.extras.insert(i, extras);
         } else {
@@ -179,7 +201,10 @@ impl<'a> Work<'a> {
         };
         let params: u64 = self.model.header.tensors.iter().map(|t| t.n_elements()).sum();
         let size_bytes = size(&self.model);
-        let (c_bytes, c_params) = self.tensors.iter().fold((0, 0), |(b, p), t| (b + t.bytes, p + t.params));
+        // A tensor two steps rewrote (pruned, then quantised) is stored as the last one left it.
+        let last: HashMap<&str, &TensorReport> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        let (c_bytes, c_params) = last.values().fold((0, 0), |(b, p), t| (b + t.bytes, p + t.params));
+        let zeros: f64 = last.values().map(|t| t.sparsity * t.params as f64).sum();
         let report = CompressReport {
             recipe: self.recipe,
             steps: self.steps,
@@ -193,6 +218,7 @@ impl<'a> Work<'a> {
             bpw: size_bytes as f64 * 8.0 / params as f64,
             bpw_compressed: c_bytes as f64 * 8.0 / c_params.max(1) as f64,
             allotments: Vec::new(),
+            sparsity: zeros / c_params.max(1) as f64,
         };
         Compressed { model: self.model, report }
     }

@@ -5,6 +5,9 @@
 // Each test binary compiles this module and uses only some of it.
 #![allow(dead_code)]
 
+pub mod bench;
+pub mod hessians;
+
 use half::{bf16, f16};
 use squeeze::error::Result;
 use squeeze::formats::gguf_write::GgufWriter;

@@ -16,6 +16,7 @@ const COLUMNS = [
   { key: 'rel_mse', label: 'Weight error', num: true, cmp: num('rel_mse') },
   { key: 'output_err', label: 'Output error', num: true, cmp: num('output_err') },
   { key: 'outliers', label: 'Kept 16-bit', num: true, cmp: num('outliers') },
+  { key: 'sparsity', label: 'Zeros', num: true, cmp: num('sparsity') },
   { key: 'seconds', label: 'Time', num: true, cmp: num('seconds') },
 ];
 
@@ -81,7 +82,8 @@ export function createCompressResult(root, { rpc, showError, openTensor }) {
     q('.compress-facts').innerHTML = facts.map(([key, label, raw, shown]) =>
       `<div data-key="${key}" data-value="${raw ?? ''}"><dt>${label}</dt><dd>${fmt.esc(shown)}</dd></div>`).join('');
     q('.step-notes').innerHTML = r.steps.map((s) => `<li><strong>${fmt.esc(s.method)}</strong>
-      <span class="muted">${fmt.integer(s.tensors)} tensors in ${seconds(s.seconds)}</span>
+      <span class="muted">${fmt.integer(s.tensors)} tensors in ${seconds(s.seconds)}, ${percent(s.sparsity)} zeros
+        ${s.zeros_lost ? `(${fmt.integer(s.zeros_lost)} weights that were zero are not any more)` : ''}</span>
       ${s.notes.length ? `<ul>${s.notes.map((n) => `<li>${fmt.esc(n)}</li>`).join('')}</ul>` : ''}</li>`).join('');
   }
 
@@ -113,7 +115,8 @@ export function createCompressResult(root, { rpc, showError, openTensor }) {
       <td><code>${fmt.esc(t.dtype_before)}</code> → <code>${fmt.esc(t.dtype_after)}</code></td>
       <td class="num">${t.bpw.toFixed(3)}</td><td class="num">${fmt.bytes(t.bytes)}</td>
       <td class="num">${fmt.num(t.rel_mse, 3)}</td><td class="num">${fmt.num(t.output_err, 3)}</td>
-      <td class="num">${fmt.integer(t.outliers)}</td><td class="num">${fmt.ms(t.seconds * 1000)}</td></tr>`).join('');
+      <td class="num">${fmt.integer(t.outliers)}</td><td class="num">${percent(t.sparsity)}</td>
+      <td class="num">${fmt.ms(t.seconds * 1000)}</td></tr>`).join('');
     q('.report-count').textContent = `(${tensors.length})`;
   }
 
@@ -155,4 +158,9 @@ function perLayer(tensors) {
 
 function seconds(s) {
   return fmt.ms(s * 1000);
+}
+
+/** A share of weights as a percentage (what pruning left at zero). */
+function percent(share) {
+  return `${(100 * share).toFixed(share > 0 && share < 0.001 ? 3 : 1)}%`;
 }

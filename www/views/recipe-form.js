@@ -24,7 +24,15 @@ const PARAMS = {
   threshold: ['Threshold', 'min="0" step="any"', "The outlier threshold (see the method's description)."],
   keep: ['Keep share', 'min="0" max="0.5" step="any"', 'Share of the input columns kept in 16 bit.'],
   iters: ['Iterations', 'min="1" step="1"', 'Optimisation rounds per group.'],
+  sparsity: ['Sparsity', 'min="0" max="0.99" step="any"', 'Share of the weights set to zero, 0 to below 1 (with a ' +
+    'pattern, the pattern decides).'],
+  scope: ['Scope', '', 'Where weights are compared: within each output row, or over the whole matrix.'],
+  pattern: ['Pattern', 'pattern="(\\d+:\\d+)?"', 'Empty: unstructured. N:M, e.g. 2:4: N of every M consecutive ' +
+    'input weights are kept (what sparse tensor cores read).'],
 };
+
+// Parameters whose value is one of a few words.
+const CHOICES = { scope: ['row', 'matrix'] };
 
 export function createRecipeForm(root, { onChange }) {
   root.innerHTML = `
@@ -95,8 +103,9 @@ already compressed, so later layers correct earlier errors. Off: every block see
       return `<label class="check param" ${title}><input type="checkbox" data-key="${key}" ${value ? 'checked' : ''} />
         ${label}</label>`;
     }
-    if (key === 'format') {
-      return `<label class="field param" ${title}>${label}<select data-key="${key}">${formats.map((f) =>
+    if (key === 'format' || CHOICES[key]) {
+      const options = key === 'format' ? formats : CHOICES[key];
+      return `<label class="field param" ${title}>${label}<select data-key="${key}">${options.map((f) =>
         `<option ${f === value ? 'selected' : ''}>${f}</option>`).join('')}</select></label>`;
     }
     const type = typeof fallback === 'number' ? 'number' : 'text';

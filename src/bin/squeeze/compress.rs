@@ -131,21 +131,34 @@ fn text_report(o: &Outcome) -> String {
     );
     s += &format!("{:.1} s ({:.1} s calibration on {} tokens)\n", r.seconds, r.calib_seconds, r.calib_tokens);
     for st in &r.steps {
-        s += &format!("  {:<12} {:>4} tensors {:>8.1} s\n", st.method, st.tensors, st.seconds);
+        s += &format!(
+            "  {:<12} {:>4} tensors {:>8.1} s, {:.2}% zeros\n",
+            st.method,
+            st.tensors,
+            st.seconds,
+            100.0 * st.sparsity
+        );
+        if st.zeros_lost > 0 {
+            s += &format!(
+                "      {} weights that were zero before this step are not zero after it\n",
+                st.zeros_lost
+            );
+        }
         for n in &st.notes {
             s += &format!("      {n}\n");
         }
     }
-    s += "  layer  tensor                         format        bpw    rel.MSE   out.err\n";
+    s += "  layer  tensor                         format        bpw    rel.MSE   out.err   zeros\n";
     for t in &r.tensors {
         s += &format!(
-            "  {:>5}  {:<30} {:<12} {:>5.2}  {:>9.2e} {:>9}\n",
+            "  {:>5}  {:<30} {:<12} {:>5.2}  {:>9.2e} {:>9} {:>6.2}%\n",
             t.layer.map_or("-".into(), |l| l.to_string()),
             t.name,
             t.dtype_after,
             t.bpw,
             t.rel_mse,
-            t.output_err.map_or("-".into(), |e| format!("{e:.2e}"))
+            t.output_err.map_or("-".into(), |e| format!("{e:.2e}")),
+            100.0 * t.sparsity
         );
     }
     if let Some(e) = &o.eval {
@@ -193,7 +206,8 @@ pub async fn compare(raw: &[String]) -> Result<String> {
     let ctx = base.ctx();
     let mut outcomes = Vec::new();
     let mut table = String::from(
-        "| recipe | bits/weight (rewritten) | model MB | PPL | KLD | top-1 | RMS Δp | seconds |\n|---|---|---|---|---|---|---|---|\n",
+        "| recipe | bits/weight (rewritten) | zeros | model MB | PPL | KLD | top-1 | RMS Δp | seconds |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for recipe in &recipes {
         let calibration = Calibration { tokens: &calib, seq_len };
@@ -202,9 +216,10 @@ pub async fn compare(raw: &[String]) -> Result<String> {
         let d = divergence_from(&base, &mut runner, &mut progress).await?;
         let r = &c.report;
         let row = format!(
-            "| `{}` | {:.3} | {:.1} | {:.3} | {:.4} | {:.1}% | {:.2}% | {:.1} |\n",
+            "| `{}` | {:.3} | {:.1}% | {:.1} | {:.3} | {:.4} | {:.1}% | {:.2}% | {:.1} |\n",
             serde_json::to_string(&recipe.steps).expect("serialises"),
             r.bpw_compressed,
+            100.0 * r.sparsity,
             r.size_bytes as f64 / 1e6,
             d.ppl,
             d.kld,

@@ -71,13 +71,10 @@ pub fn gptq(
 ) -> Result<GptqResult> {
     check(w, rows, cols, hessian, tokens, format, opts)?;
     let mut w = w.to_vec();
-    let scale = 2.0 / tokens as f64;
-    let mut h: Vec<f64> = hessian.iter().map(|&v| v as f64 * scale).collect();
-    // A column no calibration input reaches: H_ii = 1 keeps H invertible, and its weights do nothing.
-    for i in 0..cols {
-        if h[i * cols + i] == 0.0 {
-            h[i * cols + i] = 1.0;
-            w.iter_mut().skip(i).step_by(cols).for_each(|v| *v = 0.0);
+    let (h, dead) = linalg::layer_hessian(hessian, tokens, cols);
+    for (i, v) in w.iter_mut().enumerate() {
+        if dead[i % cols] {
+            *v = 0.0;
         }
     }
     let diag: Vec<f64> = (0..cols).map(|i| h[i * cols + i]).collect();
@@ -188,7 +185,7 @@ fn loop_order(diag: &[f64], act_order: bool, kept: &[bool]) -> Vec<usize> {
 
 /// U, the upper Cholesky factor of (H + λI)⁻¹ with rows and columns in loop order, λ = damp·mean diag(H).
 fn inverse_factor(h: &[f64], cols: usize, damp: f64, order: &[usize]) -> Result<Vec<f64>> {
-    let lambda = damp * (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols as f64;
+    let lambda = linalg::damping(h, cols, damp);
     let mut permuted = vec![0.0; cols * cols];
     for (i, &ci) in order.iter().enumerate() {
         for (j, &cj) in order.iter().enumerate() {
