@@ -458,15 +458,14 @@ fn a_safetensors_file_whose_formats_disagree_with_its_header_is_refused() {
     let back = open("w.safetensors", good.clone());
     assert_eq!((back.tensors[0].dtype, back.tensors[0].shape.clone()), (DType::Q4_0, vec![2, 64]));
 
-    // Same length edits inside the header, so that only what they say changes.
+    // Same length edits inside the header, so that only what they say changes (the 8-byte length in
+    // front is binary, and the zero data behind it is valid UTF-8).
     let edit = |from: &str, to: &str| {
-        let text = String::from_utf8_lossy(&good).replacen(from, to, 1);
-        pollster::block_on(open_model(&[MemSource {
-            name: "w.safetensors".into(),
-            bytes: text.into_bytes(),
-        }]))
-        .unwrap_err()
-        .to_string()
+        let text = std::str::from_utf8(&good[8..]).unwrap().replacen(from, to, 1);
+        let bytes = [&good[..8], text.as_bytes()].concat();
+        pollster::block_on(open_model(&[MemSource { name: "w.safetensors".into(), bytes }]))
+            .unwrap_err()
+            .to_string()
     };
     let e = edit(r#"\"dtype\":\"Q4_0\""#, r#"\"dtype\":\"Q8_0\""#);
     assert!(e.contains("squeeze.formats says Q8_0 of shape [2, 64]"), "{e}");
