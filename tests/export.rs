@@ -344,7 +344,7 @@ fn impossible_exports_and_bad_paths_say_why() {
         assert!(e.to_string().contains("never overwrites its input"), "{e}");
     }
     assert_eq!(
-        check_out_path(&dir.join("other.safetensors"), &[input.clone()]).unwrap(),
+        check_out_path(&dir.join("other.safetensors"), std::slice::from_ref(&input)).unwrap(),
         ExportFormat::Safetensors
     );
     assert_eq!(std::fs::read(&input).unwrap(), b"GGUF", "the input is untouched");
