@@ -460,13 +460,12 @@ fn a_safetensors_file_whose_formats_disagree_with_its_header_is_refused() {
 
     // Same length edits inside the header, so that only what they say changes.
     let edit = |from: &str, to: &str| {
-        let text = String::from_utf8_lossy(&good).replacen(from, to, 1);
-        pollster::block_on(open_model(&[MemSource {
-            name: "w.safetensors".into(),
-            bytes: text.into_bytes(),
-        }]))
-        .unwrap_err()
-        .to_string()
+        let mut bytes = good.clone();
+        let at = bytes.windows(from.len()).position(|w| w == from.as_bytes()).unwrap();
+        bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+        pollster::block_on(open_model(&[MemSource { name: "w.safetensors".into(), bytes }]))
+            .unwrap_err()
+            .to_string()
     };
     let e = edit(r#"\"dtype\":\"Q4_0\""#, r#"\"dtype\":\"Q8_0\""#);
     assert!(e.contains("squeeze.formats says Q8_0 of shape [2, 64]"), "{e}");

@@ -155,6 +155,9 @@ async fn read_shard<S: ByteSource>(
         Some(_) => return Err(bad("__metadata__ is not an object of strings".to_string())),
     };
     let formats = stored_formats(file, &metadata)?;
+    if let Some(missing) = formats.keys().find(|f| !header.contains_key(*f)) {
+        return Err(bad(format!("{FORMATS_KEY} names tensor {missing}, which the file does not hold")));
+    }
     let data_start = 8 + n;
     let data_len = len - data_start;
     let mut tensors = Vec::new();
@@ -163,9 +166,6 @@ async fn read_shard<S: ByteSource>(
             .map_err(|e| bad(format!("tensor {name}: bad header entry: {e}")))?;
         let stored = formats.get(&name).cloned();
         tensors.push(tensor_info(file, name, entry, stored, data_start, data_len, file_index)?);
-    }
-    if let Some(missing) = formats.keys().find(|f| !tensors.iter().any(|t| &t.name == *f)) {
-        return Err(bad(format!("{FORMATS_KEY} names tensor {missing}, which the file does not hold")));
     }
     tensors.sort_by_key(|t| t.offset);
     Ok((tensors, metadata))
