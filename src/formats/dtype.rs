@@ -292,3 +292,33 @@ impl std::fmt::Display for DType {
         f.write_str(&self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_reads_back_as_its_type() {
+        for d in DType::ALL {
+            assert_eq!(DType::from_name(&d.name(), 256), Some(d));
+        }
+        let kinds = [
+            (PackedKind::IntSym, 3),
+            (PackedKind::IntAsym, 8),
+            (PackedKind::Nf4, 4),
+            (PackedKind::Fp8E4M3, 8),
+            (PackedKind::Fp8E5M2, 8),
+            (PackedKind::Fp4, 4),
+        ];
+        for (kind, bits) in kinds {
+            for group in [32, 128, 576] {
+                let d = Packed(Packed { kind, bits, group, cols: 576 });
+                assert_eq!(DType::from_name(&d.name(), 576), Some(d));
+            }
+        }
+        for bad in ["INT9_G32", "INT4_G48", "NF4_G0", "Q9_9", "UINT4_Gx"] {
+            assert_eq!(DType::from_name(bad, 576), None, "{bad}");
+        }
+        assert_eq!(DType::from_name("INT4_G128", 100), None, "rows must be a multiple of 32");
+    }
+}
