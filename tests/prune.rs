@@ -200,7 +200,7 @@ fn plain_sparsegpt(
     };
     let mut mask = vec![false; rows * cols];
     let mut loss = 0.0;
-    for p in 0..cols {
+    for (p, inverse) in trailing.iter().enumerate() {
         match o.sparsity {
             Sparsity::Unstructured(s) if p % o.block == 0 => {
                 let end = (p + o.block).min(cols);
@@ -224,8 +224,10 @@ fn plain_sparsegpt(
             let q = if mask[i] { 0.0 } else { w[i] };
             let e = w[i] - q;
             loss += e * e / d(p) / 2.0;
-            for j in 1..cols - p {
-                w[i + j] -= e / d(p) * trailing[p][j];
+            // Row 0 of Ĥ = (H[p:, p:])⁻¹ against the weights p, p+1, … of this row.
+            let later = &mut w[i..(r + 1) * cols];
+            for (w, h) in later.iter_mut().zip(inverse).skip(1) {
+                *w -= e / d(p) * h;
             }
             w[i] = q;
         }

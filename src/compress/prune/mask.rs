@@ -48,7 +48,7 @@ impl Sparsity {
     /// Whether rows of `cols` weights split into whole groups of M; `what` names the tensor.
     pub fn check_cols(&self, cols: usize, what: &str) -> Result<()> {
         match *self {
-            Sparsity::NOfM { n, m } if cols % m != 0 => Err(Error::Invalid(format!(
+            Sparsity::NOfM { n, m } if !cols.is_multiple_of(m) => Err(Error::Invalid(format!(
                 "{what}: rows of {cols} weights do not split into groups of {m} for the {n}:{m} pattern"
             ))),
             _ => Ok(()),

@@ -112,7 +112,7 @@ fn check(
         Some(format!("the damping must be a finite number ≥ 0, not {}", opts.damp))
     } else {
         match opts.sparsity {
-            Sparsity::NOfM { n, m } if opts.block % m != 0 => Some(format!(
+            Sparsity::NOfM { n, m } if !opts.block.is_multiple_of(m) => Some(format!(
                 "blocks of {} columns do not split into the {n}:{m} pattern's groups",
                 opts.block
             )),
