@@ -200,6 +200,16 @@ impl Calibrator {
         Ok(())
     }
 
+    /// The residual streams of every sequence, (tokens, d_model), one sequence after another.
+    pub async fn residuals(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        let d = self.arch.layered()?.0.cfg.d_model;
+        let mut out = Vec::new();
+        for (stream, len) in &self.streams {
+            out.extend(gpu.read_f32(stream, 0, (len * d) as u64).await?);
+        }
+        Ok(out)
+    }
+
     /// The widths of each site's input.
     pub fn site_widths(&self) -> Result<Vec<(Site, usize)>> {
         let c = &self.arch.layered()?.0.cfg;

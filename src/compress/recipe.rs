@@ -12,6 +12,7 @@
 //! bits, up to `max_bits`, by their measured sensitivity until its tensors average `target_bpw`
 //! (`compress::allot`).
 
+use super::prune::depth::Importance;
 use super::prune::magnitude::Scope;
 use super::prune::Sparsity;
 use super::quant::grid::{Format, Granularity, Scheme};
@@ -156,6 +157,15 @@ pub const METHODS: &[MethodInfo] = &[
         defaults: || json!({"sparsity": 0.5, "pattern": "", "damp": 0.01, "block": 128}),
     },
     MethodInfo {
+        name: "drop_layers",
+        calibrated: true,
+        about: "Depth pruning: removes the `count` transformer blocks that matter least on the calibration \
+                text — by how little each turns the residual stream (importance \"block\": 1 − cos(x_in, x_out), \
+                as ShortGPT) or by the perplexity without it (\"ppl\", one forward pass per block). The model \
+                becomes physically shallower; it comes before any other step.",
+        defaults: || json!({"count": 3, "importance": "block"}),
+    },
+    MethodInfo {
         name: "nf4",
         calibrated: false,
         about: "NormalFloat4 (QLoRA): 16 levels placed at the quantiles of a normal distribution, scaled by \
@@ -235,9 +245,21 @@ impl Recipe {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(invalid("\"sequential\" must be true or false")),
         };
-        let steps: Result<Vec<Step>> =
-            steps.iter().enumerate().map(|(i, s)| Step::from_value(s).map_err(|e| at_step(i, e))).collect();
-        Ok(Recipe { steps: steps?, sequential })
+        let steps: Vec<Step> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Step::from_value(s).map_err(|e| at_step(i, e)))
+            .collect::<Result<_>>()?;
+        let first_other = steps.iter().position(|s| s.method != "drop_layers").unwrap_or(steps.len());
+        if let Some(i) = steps[first_other..].iter().position(|s| s.method == "drop_layers") {
+            return Err(at_step(
+                first_other + i,
+                invalid(
+                    "drop_layers must come before every other step (later steps name the blocks that remain)",
+                ),
+            ));
+        }
+        Ok(Recipe { steps, sequential })
     }
 
     pub fn to_json(&self) -> String {
@@ -396,6 +418,19 @@ impl Step {
         if let Some(scope) = self.params.get("scope").and_then(Value::as_str) {
             Scope::parse(scope).map_err(|e| at_method(m, e))?;
         }
+        if m == "drop_layers" {
+            if self.target.is_some() {
+                return Err(invalid("drop_layers removes whole blocks: it takes no target"));
+            }
+            if self.get_i64("count").is_none_or(|c| c < 1) {
+                return Err(invalid(&format!(
+                    "drop_layers.count must be a whole number ≥ 1, not {}",
+                    self.params["count"]
+                )));
+            }
+            let importance = self.params["importance"].as_str().unwrap_or_default();
+            Importance::parse(importance).map_err(|e| at_method(m, e))?;
+        }
         if let Some(block) = self.get_i64("block") {
             if block < 1 {
                 return Err(invalid(&format!("{m}.block must be at least 1, not {block}")));
@@ -453,6 +488,12 @@ impl Step {
         let share = self.params.get("sparsity")?.as_f64()?;
         let pattern = self.params.get("pattern").and_then(Value::as_str).unwrap_or("");
         Some(Sparsity::parse(share, pattern).expect("checked when parsed"))
+    }
+
+    /// How drop_layers measures a block's importance.
+    pub fn importance(&self) -> Importance {
+        let name = self.params.get("importance").and_then(Value::as_str).unwrap_or("block");
+        Importance::parse(name).expect("checked when parsed")
     }
 
     /// Where magnitude pruning compares weights.

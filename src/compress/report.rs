@@ -67,6 +67,8 @@ pub struct CompressReport {
     pub allotments: Vec<Allotment>,
     /// The share of exactly zero weights over the compressed tensors.
     pub sparsity: f64,
+    /// Blocks drop_layers removed, numbered as in the original.
+    pub blocks_dropped: Vec<usize>,
 }
 
 /// A compression and its measurement against the original, flattened for tables and scripts.

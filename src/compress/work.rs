@@ -19,7 +19,12 @@ pub(super) struct Work<'a> {
     pub gpu: &'a Gpu,
     pub cfg: ModelConfig,
     pub model: LoadedModel,
+    /// The model the recipe was given, for its size.
     original: &'a LoadedModel,
+    /// Each tensor's stored type before the first step that rewrote it.
+    dtypes_before: Vec<DType>,
+    /// Blocks removed by drop_layers, in the original's numbering.
+    pub blocks_dropped: Vec<usize>,
     recipe: Recipe,
     /// Current f32 values of tensors a step has read.
     values: HashMap<usize, Vec<f32>>,
@@ -45,12 +50,13 @@ impl Rewrite {
 }
 
 impl<'a> Work<'a> {
-    pub fn new(gpu: &'a Gpu, original: &'a LoadedModel, recipe: &Recipe) -> Work<'a> {
+    /// Work on `first` (`original`, or the shallower model drop_layers made of it).
+    pub fn new(gpu: &'a Gpu, original: &'a LoadedModel, first: &LoadedModel, recipe: &Recipe) -> Work<'a> {
         let model = LoadedModel {
-            header: original.header.clone(),
-            tensors: original.tensors.clone(),
-            timings: original.timings,
-            extras: HashMap::new(),
+            header: first.header.clone(),
+            tensors: first.tensors.clone(),
+            timings: first.timings,
+            extras: first.extras.clone(),
         };
         let steps = recipe
             .steps
@@ -68,7 +74,9 @@ impl<'a> Work<'a> {
             .collect();
         Work {
             gpu,
-            cfg: ModelConfig::from_header(&original.header).expect("checked by the caller"),
+            cfg: ModelConfig::from_header(&first.header).expect("checked by the caller"),
+            dtypes_before: first.header.tensors.iter().map(|t| t.dtype).collect(),
+            blocks_dropped: Vec::new(),
             model,
             original,
             recipe: recipe.clone(),
@@ -89,9 +97,9 @@ impl<'a> Work<'a> {
         &self.model.header.tensors[i].name
     }
 
-    /// The stored type of tensor `i` in the loaded model, before any step.
+    /// The stored type of tensor `i` before any step rewrote it.
     pub fn original_dtype(&self, i: usize) -> DType {
-        self.original.header.tensors[i].dtype
+        self.dtypes_before[i]
     }
 
     /// (rows, cols) of tensor `i`.
@@ -218,6 +226,7 @@ impl<'a> Work<'a> {
             bpw: size_bytes as f64 * 8.0 / params as f64,
             bpw_compressed: c_bytes as f64 * 8.0 / c_params.max(1) as f64,
             allotments: Vec::new(),
+            blocks_dropped: self.blocks_dropped,
             sparsity: zeros / c_params.max(1) as f64,
         };
         Compressed { model: self.model, report }

@@ -25,6 +25,7 @@ struct Shape {
 
 /// S (rows, cols) on the GPU in CSR by row: `row_ptr` (rows + 1) u32 and `entries` (nnz) u32, each
 /// column | f16 value << 16.
+#[derive(Clone)]
 pub struct SparseRows {
     pub rows: u64,
     pub cols: u64,

@@ -10,7 +10,7 @@ use crate::kernels::{
 };
 
 /// Run-time parts of a compressed linear layer beyond its stored weight.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct LinearExtras {
     /// Quantise the input per token to this many bits first.
     pub act_bits: Option<u32>,

@@ -29,10 +29,13 @@ const PARAMS = {
   scope: ['Scope', '', 'Where weights are compared: within each output row, or over the whole matrix.'],
   pattern: ['Pattern', 'pattern="(\\d+:\\d+)?"', 'Empty: unstructured. N:M, e.g. 2:4: N of every M consecutive ' +
     'input weights are kept (what sparse tensor cores read).'],
+  count: ['Blocks to drop', 'min="1" step="1"', 'How many transformer blocks to remove.'],
+  importance: ['Importance', '', "How a block's importance is measured: block = 1 − cos(input, output) of the " +
+    'residual stream; ppl = perplexity of the model without it (one forward pass per block).'],
 };
 
 // Parameters whose value is one of a few words.
-const CHOICES = { scope: ['row', 'matrix'] };
+const CHOICES = { scope: ['row', 'matrix'], importance: ['block', 'ppl'] };
 
 export function createRecipeForm(root, { onChange }) {
   root.innerHTML = `

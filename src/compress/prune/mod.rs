@@ -7,6 +7,7 @@
 //! one would only pay at low density (see `storage_note`). A quantising step after the pruning step
 //! packs the zeros like any other weight (every grid but Q4_1's holds 0 exactly).
 
+pub mod depth;
 pub mod magnitude;
 pub mod mask;
 pub mod sparsegpt;
