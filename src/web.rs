@@ -5,6 +5,7 @@
 use crate::compress::recipe::{method_views, FORMATS};
 use crate::compress::{compress, Calibration, Outcome, Recipe};
 use crate::error::{Error, Result};
+use crate::eval::activations::activation_stats;
 use crate::eval::kld::{compare_models, BaseLogProbs};
 use crate::eval::perplexity::{perplexity, Convention};
 use crate::eval::sensitivity;
@@ -312,6 +313,28 @@ impl Squeeze {
             .await
             .map_err(js_err)?;
         let layers = sensitivity::scan(&self.gpu, &model, &recipe.steps[0], &base, &mut progress)
+            .await
+            .map_err(js_err)?;
+        to_js(&layers)
+    }
+
+    /// Activation outliers: run `text` (at most `max_tokens` tokens, in sequences of `seq_len`) through
+    /// the loaded model and return per block and input site the per-channel max|x| and mean|x|:
+    /// [{ layer, sites: [{ site, max_abs, mean_abs }] }]; progress('activations', block, blocks).
+    pub async fn activation_stats(
+        &self,
+        text: String,
+        max_tokens: u32,
+        seq_len: u32,
+        on_progress: js_sys::Function,
+    ) -> std::result::Result<JsValue, JsError> {
+        let model = self.loaded()?;
+        let tokenizer = model::tokenizer(&model.header).map_err(js_err)?;
+        let mut tokens = tokenizer.encode(&text, tokenizer.adds_bos(), false);
+        tokens.truncate(max_tokens as usize);
+        self.stop.set(false);
+        let mut progress = JsProgress { callback: &on_progress, stop: self.stop.clone() };
+        let layers = activation_stats(&self.gpu, &model, &tokens, seq_len as usize, &mut progress)
             .await
             .map_err(js_err)?;
         to_js(&layers)

@@ -54,3 +54,6 @@ export function mountChart(el, description, opts, data, height = 260) {
 }
 
 export const barsPath = () => uPlot.paths.bars({ size: [1, Infinity], gap: 0, align: 0 });
+
+/** Separate bars centred on whole-number x values (one per layer or block). */
+export const blockBarsPath = () => uPlot.paths.bars({ size: [0.7, 40], gap: 1 });

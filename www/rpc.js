@@ -1,7 +1,7 @@
 // The UI side of the worker protocol: every request gets an id; the worker answers with any number of
-// {id, kind: 'progress'} (and, for generation, {id, kind: 'text'}) messages and then exactly one
-// {id, kind: 'done' | 'error'}. A {op: 'stop', args: {target}} message is the one exception to the worker's
-// one-at-a-time queue: it is handled the moment it arrives (see worker.js).
+// {id, kind: 'progress'} (and, for generation, {id, kind: 'text'}; for a download, {id, kind: 'file'})
+// messages and then exactly one {id, kind: 'done' | 'error'}. A {op: 'stop', args: {target}} message is the
+// one exception to the worker's one-at-a-time queue: it is handled the moment it arrives (see worker.js).
 
 export function startWorker() {
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'squeeze' });
@@ -19,6 +19,10 @@ export function startWorker() {
       req.onText?.(data.piece, data.tokens, data.ms);
       return;
     }
+    if (data.kind === 'file') {
+      req.onFile?.(data.file);
+      return;
+    }
     pending.delete(data.id);
     if (data.kind === 'done') req.resolve(data.result);
     else req.reject(Object.assign(new Error(data.message), { code: data.code }));
@@ -34,10 +38,10 @@ export function startWorker() {
   /** Starts one request; returns its id (for stop) and the promise of its result. */
   function start(op, args = {}, handlers = null) {
     const id = nextId++;
-    const { onProgress = null, onText = null } =
+    const { onProgress = null, onText = null, onFile = null } =
       typeof handlers === 'function' ? { onProgress: handlers } : handlers ?? {};
     const promise = new Promise((resolve, reject) => {
-      pending.set(id, { resolve, reject, onProgress, onText });
+      pending.set(id, { resolve, reject, onProgress, onText, onFile });
       worker.postMessage({ id, op, args });
     });
     return { id, promise };
@@ -46,7 +50,7 @@ export function startWorker() {
   return {
     /**
      * Sends one request; the worker runs requests one at a time, in order. The third argument is an
-     * onProgress(phase, done, total) function, or {onProgress, onText(piece, tokens, ms)}.
+     * onProgress(phase, done, total) function, or {onProgress, onText(piece, tokens, ms), onFile(file)}.
      */
     call(op, args = {}, handlers = null) {
       return start(op, args, handlers).promise;

@@ -4,10 +4,12 @@
 // readbacks between tokens, chunks and layers, which lets this worker's onmessage run while the long request
 // is still in progress).
 import init, { Squeeze } from './pkg/squeeze.js';
+import { hubFiles } from './hub.js';
+import { cacheAvailable, cachedFile, cacheWriter, freeBytes } from './file-cache.js';
 
 let sq = null;
 /** Requests that Stop can end early. */
-const CANCELLABLE = new Set(['generate', 'perplexity', 'compress', 'sensitivity']);
+const CANCELLABLE = new Set(['generate', 'perplexity', 'compress', 'sensitivity', 'activationStats']);
 /** The request being worked on ({id, op}), or null. */
 let running = null;
 /** Ids of requests still in the queue, and those of them asked to stop before they started. */
@@ -30,6 +32,29 @@ const ops = {
   async loadUrl({ url, name }, progress) {
     const blob = await download(url, name, progress);
     return open([blob], [name], progress);
+  },
+
+  /**
+   * Loads a model from the hub or an address (`source` from hub.js parseSource): each file comes from the
+   * cache when it is there, else is downloaded into it (or into memory when the cache lacks room). Posts
+   * {kind: 'file', file: {name, index, count, state, done, total, note}} per file as it goes; state is
+   * 'waiting', 'cached', 'downloading' or 'done'.
+   */
+  async loadSource({ source }, progress, id) {
+    const report = (file) => self.postMessage({ id, kind: 'file', file });
+    const small = async (url, name) => fetchFile(url, name, null, true);
+    const files = source.url ? [{ name: source.name, url: source.url }] : await hubFiles(source, small);
+    const count = files.length;
+    files.forEach((f, index) => report({ name: f.name, index, count, state: f.blob ? 'done' : 'waiting', done: 0,
+      total: f.blob?.size ?? 0 }));
+    for (const [index, f] of files.entries()) {
+      if (f.blob) continue;
+      f.blob = await fetchFile(f.url, f.name, (state, done, total, note) => {
+        report({ name: f.name, index, count, state, done, total, note });
+        if (state === 'downloading') progress('download', done, total);
+      });
+    }
+    return open(files.map((f) => f.blob), files.map((f) => f.name), progress);
   },
 
   /** Opens local files (one .gguf, or a safetensors model folder). */
@@ -62,6 +87,14 @@ const ops = {
    */
   async sensitivity({ step, options }, progress) {
     return ready().sensitivity(step, options, progress);
+  },
+
+  /**
+   * Per-channel max|x| and mean|x| at the inputs of every block's linears for `text` (at most `maxTokens`
+   * tokens, in sequences of `seqLen`); progress('activations', block, blocks).
+   */
+  async activationStats({ text, maxTokens, seqLen }, progress) {
+    return ready().activation_stats(text, maxTokens, seqLen, progress);
   },
 
   /** Histogram of Ŵ − W of one compressed tensor, and its weights kept in 16 bit. */
@@ -153,6 +186,52 @@ async function download(url, name, progress) {
   }
   progress('download', done, done);
   return new Blob(chunks);
+}
+
+/**
+ * One remote file as a Blob: the cached copy, or downloaded into the cache (into memory when the cache is
+ * missing or lacks room). `onState(state, done, total, note)` follows it. With `optional`, a 404 answers null.
+ */
+async function fetchFile(url, name, onState, optional = false) {
+  const cached = await cachedFile(url);
+  if (cached) {
+    onState?.('cached', cached.size, cached.size, 'from the cache');
+    return cached;
+  }
+  const res = await fetch(url).catch((err) => {
+    throw new Error(`${name}: download failed (${err.message}); is the address right, and does the server allow ` +
+      'cross-origin requests?');
+  });
+  if (optional && res.status === 404) return null;
+  if (!res.ok) throw new Error(`${name}: download failed (HTTP ${res.status} ${res.statusText}) from ${url}`);
+  // Content-Length is missing for some CDNs and compressed responses; 0 means "unknown" to the page.
+  const total = Number(res.headers.get('Content-Length')) || 0;
+  const free = cacheAvailable() ? await freeBytes() : 0;
+  let note = '';
+  if (!cacheAvailable()) note = 'not cached: this browser has no origin-private file system';
+  else if (total > free) note = `not cached: it needs ${total} bytes, the browser allows ${free} more`;
+  const writer = note ? null : await cacheWriter(url);
+  const chunks = [];
+  let done = 0;
+  onState?.('downloading', 0, total, note);
+  try {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done: end, value } = await reader.read();
+      if (end) break;
+      if (writer) await writer.write(value);
+      else chunks.push(value);
+      done += value.byteLength;
+      onState?.('downloading', done, total, note);
+    }
+  } catch (err) {
+    await writer?.abort();
+    const full = err.name === 'QuotaExceededError' ? ' (the browser ran out of storage; clear the cache)' : '';
+    throw new Error(`${name}: download failed after ${done} bytes: ${err.message}${full}`);
+  }
+  const blob = writer ? await writer.close() : new Blob(chunks);
+  onState?.('done', done, done, note || 'cached');
+  return blob;
 }
 
 function messageOf(err) {

@@ -59,13 +59,20 @@ impl CpuLlama {
 
     /// Logits (t, vocab) for every position of `ids`, starting from an empty context.
     pub fn forward(&self, ids: &[u32]) -> Vec<f32> {
+        self.forward_observed(ids, |_, _, _| {})
+    }
+
+    /// `forward`, showing `observe(layer, role, x)` the input x (t, k) of each block's linears: `Role::Q`
+    /// for q, k, v; `Role::AttnOut`; `Role::Gate` for gate and up; `Role::Down`.
+    pub fn forward_observed(&self, ids: &[u32], mut observe: impl FnMut(usize, Role, &[f32])) -> Vec<f32> {
         let c = &self.cfg;
         let (t, d, hd) = (ids.len(), c.d_model, c.head_dim);
         let (q_dim, kv_dim) = (c.n_heads * hd, c.n_kv_heads * hd);
         let mut x: Vec<f32> =
             ids.iter().flat_map(|&id| self.embedding[id as usize * d..][..d].to_vec()).collect();
-        for b in &self.blocks {
+        for (l, b) in self.blocks.iter().enumerate() {
             let h = rms_norm(&x, t, d, &b.attn_norm, c.norm_eps);
+            observe(l, Role::Q, &h);
             let mut q = matmul(&h, t, d, &b.q, q_dim, b.q_bias.as_deref());
             let mut k = matmul(&h, t, d, &b.k, kv_dim, b.k_bias.as_deref());
             let v = matmul(&h, t, d, &b.v, kv_dim, b.v_bias.as_deref());
@@ -73,12 +80,16 @@ impl CpuLlama {
             rope(&mut k, t, c.n_kv_heads, hd, 0, c.rope_base, c.rope_mode);
             let scale = 1.0 / (hd as f32).sqrt();
             let a = attention(&q, &k, &v, t, c.n_heads, c.n_kv_heads, hd, 0, scale);
+            observe(l, Role::AttnOut, &a);
             let o = matmul(&a, t, q_dim, &b.attn_out, d, None);
             elementwise::add_in_place(&mut x, &o);
             let h = rms_norm(&x, t, d, &b.ffn_norm, c.norm_eps);
+            observe(l, Role::Gate, &h);
             let g = matmul(&h, t, d, &b.gate, c.d_ffn, None);
             let u = matmul(&h, t, d, &b.up, c.d_ffn, None);
-            let f = matmul(&elementwise::swiglu(&g, &u), t, c.d_ffn, &b.down, d, None);
+            let s = elementwise::swiglu(&g, &u);
+            observe(l, Role::Down, &s);
+            let f = matmul(&s, t, c.d_ffn, &b.down, d, None);
             elementwise::add_in_place(&mut x, &f);
         }
         let h = rms_norm(&x, t, d, &self.output_norm, c.norm_eps);

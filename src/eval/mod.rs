@@ -1,6 +1,7 @@
-//! Measuring models: weight statistics, perplexity, agreement with a base model, and how sensitive
-//! each block is to compression.
+//! Measuring models: weight and activation statistics, perplexity, agreement with a base model, and
+//! how sensitive each block is to compression.
 
+pub mod activations;
 pub mod kld;
 pub mod perplexity;
 pub mod sensitivity;

@@ -136,7 +136,7 @@ export function createCompressResult(root, { rpc, showError, openTensor }) {
  * Unweighted means of the weight and output errors over each block's rewritten tensors; tensors outside the
  * blocks (embedding, head) have no layer. A mean of 0 (nothing changed) cannot sit on a log axis: a gap.
  */
-function perLayer(tensors) {
+export function perLayer(tensors) {
   const byLayer = new Map();
   for (const t of tensors) {
     if (t.layer == null) continue;

@@ -18,7 +18,7 @@ const PHASES = {
     unit: 'chunks' },
 };
 
-export function createCompressView(root, { rpc, showError, openTensor, recipe, onCompressed }) {
+export function createCompressView(root, { rpc, showError, openTensor, recipe, onRecipe, onCompressed }) {
   root.innerHTML = `
     <div class="empty-note">Load a model to compress it.</div>
     <div class="compress" hidden>
@@ -70,7 +70,12 @@ export function createCompressView(root, { rpc, showError, openTensor, recipe, o
     </div>`;
 
   const q = (sel) => root.querySelector(sel);
-  const form = createRecipeForm(q('.recipe-form'), { onChange: () => (q('.calibration').hidden = !form.calibrated()) });
+  const form = createRecipeForm(q('.recipe-form'), {
+    onChange: () => {
+      q('.calibration').hidden = !form.calibrated();
+      onRecipe(form.text());
+    },
+  });
   const result = createCompressResult(q('.compress-result'), { rpc, showError, openTensor });
   if (recipe) form.setText(recipe);
   let request = null;
@@ -86,15 +91,24 @@ export function createCompressView(root, { rpc, showError, openTensor, recipe, o
     return v;
   }
 
+  /** The run's settings as an experiment records them: {evaluation, calibration} (each null when unused). */
+  function settings() {
+    const evaluation = q('.eval-play').value === NO_EVAL ? null : { text: q('.eval-play').value,
+      ctx: Number(q('.eval-ctx').value), chunks: wholeNumber('.eval-chunks', 'Evaluation chunks') };
+    const calibration = form.calibrated()
+      ? { text: q('.calib-play').value, tokens: wholeNumber('.calib-tokens', 'Calibration tokens') } : null;
+    return { evaluation, calibration };
+  }
+
   /** Checks the settings, then fetches the texts the run needs. */
-  async function options() {
+  async function options({ evaluation, calibration }) {
     const opts = { ctx: Number(q('.eval-ctx').value), chunks: wholeNumber('.eval-chunks', 'Evaluation chunks') };
-    if (form.calibrated()) {
-      opts.calib_tokens = wholeNumber('.calib-tokens', 'Calibration tokens');
+    if (calibration) {
+      opts.calib_tokens = calibration.tokens;
       opts.calib_seq = Math.min(256, opts.calib_tokens); // a short budget still makes one whole sequence
-      opts.calib_text = await playText(q('.calib-play').value);
+      opts.calib_text = await playText(calibration.text);
     }
-    if (q('.eval-play').value !== NO_EVAL) opts.eval_text = await playText(q('.eval-play').value);
+    if (evaluation) opts.eval_text = await playText(evaluation.text);
     return opts;
   }
 
@@ -125,16 +139,16 @@ export function createCompressView(root, { rpc, showError, openTensor, recipe, o
     cancelEarly = false;
     const t0 = performance.now();
     try {
-      const opts = await options();
+      const used = settings();
+      const opts = await options(used);
       if (cancelEarly) throw Object.assign(new Error('cancelled'), { code: 'cancelled' });
       setStatus('Compressing on the GPU…', 'running');
       request = rpc.start('compress', { recipe: text, options: opts }, onProgress);
       const outcome = await request.promise;
       const ms = performance.now() - t0;
       showOutcome(outcome, ms);
-      rememberInUrl(text);
       setStatus('', 'done');
-      onCompressed(outcome);
+      onCompressed(outcome, { recipe: text, ms, ...used });
     } catch (err) {
       if (err.code === 'cancelled') {
         setStatus('Cancelled: the previous result, if any, is still the compressed model.', 'cancelled');
@@ -179,6 +193,8 @@ export function createCompressView(root, { rpc, showError, openTensor, recipe, o
 
   return {
     setMethods: form.setMethods,
+    /** Puts `text` (a recipe's JSON) into the form. */
+    setRecipe: form.setText,
     /** A new model drops the previous compressed one (wasm does too). */
     setModel() {
       q('.empty-note').hidden = true;
@@ -186,11 +202,4 @@ export function createCompressView(root, { rpc, showError, openTensor, recipe, o
       q('.compress-result').hidden = true;
     },
   };
-}
-
-/** Puts the recipe that produced the result into the address (compact), so a link reproduces it. */
-function rememberInUrl(text) {
-  const url = new URL(location.href);
-  url.searchParams.set('recipe', JSON.stringify(JSON.parse(text)));
-  history.replaceState(null, '', url);
 }

@@ -32,7 +32,7 @@ const STOP_REASONS = {
 
 const CHATML_PREVIEW = '<|im_start|>user\n… your prompt …<|im_end|>\n<|im_start|>assistant\n';
 
-export function createGenerateView(root, { rpc, showError }) {
+export function createGenerateView(root, { rpc, showError, onGenerated }) {
   root.innerHTML = `
     <div class="empty-note">Load a model to generate text with it.</div>
     <div class="generate" hidden>
@@ -176,6 +176,7 @@ model answers it instead of merely continuing the text.">
       output.dataset.state = result.stop === 'cancelled' ? 'cancelled' : 'done';
       output.dataset.tokens = String(result.tokens.length);
       showSummary(result, opts.compressed ? 'compressed' : 'original');
+      onGenerated(result, { prompt, compressed: opts.compressed });
       console.info(`[squeeze] generated ${result.tokens.length} tokens: prefill ${result.prompt_tokens} tokens at ` +
         `${result.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${result.decode_tokens_per_s.toFixed(2)} tok/s ` +
         `(stop: ${result.stop})`);

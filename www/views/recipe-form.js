@@ -2,6 +2,7 @@
 // the same recipe as editable JSON, kept in step both ways. The recipe object is the single source of the
 // form; the JSON text is what a run sends, so wasm checks exactly what the user sees.
 import * as fmt from '../format.js';
+import { FORMULAS } from '../formulas.js';
 
 // [label, input attributes, help] of the parameters the methods take; an unlisted one shows its key.
 const PARAMS = {
@@ -85,8 +86,10 @@ already compressed, so later layers correct earlier errors. Off: every block see
     return `<li class="step" data-index="${i}">
       <div class="step-head">
         <label class="field">Step ${i + 1}: method<select class="method">${unknown}${known}</select></label>
-        <p class="about">${m ? fmt.esc(m.about) : 'Not a method this build knows: a run is refused with the list ' +
-          'of valid ones.'}</p>
+        <div class="about"><p>${m ? fmt.esc(m.about) : 'Not a method this build knows: a run is refused with the ' +
+          'list of valid ones.'}</p>
+          ${m && FORMULAS[m.name] ? `<p class="formula" title="The method's key formula">${fmt.esc(FORMULAS[m.name])}</p>`
+          : ''}</div>
         <button type="button" class="remove" aria-label="Remove step ${i + 1}" ${count < 2 ? 'disabled' : ''}>
           Remove</button>
       </div>

@@ -19,7 +19,7 @@ const STATS = [
   ['kurtosis', 'Excess kurtosis', fmt.num],
 ];
 
-export function createWeightsView(root, { call, showError }) {
+export function createWeightsView(root, { call, showError, onSelect }) {
   root.innerHTML = `
     <div class="empty-note">Load a model, then pick a tensor here or in the Model view's table.</div>
     <div class="weights" hidden>
@@ -144,6 +144,7 @@ export function createWeightsView(root, { call, showError }) {
       return;
     }
     showTitle(t);
+    onSelect(name);
     want = { name, gen: generation, compression: compression?.gen ?? 0, ...settings() };
     refresh();
   }
