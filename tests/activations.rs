@@ -26,7 +26,7 @@ fn ids(n: usize) -> Vec<u32> {
 }
 
 /// Per-channel (max|x|, Σ|x|) over the rows of x (t, k), folded into `acc`.
-fn fold(acc: &mut (Vec<f32>, Vec<f64>, usize), x: &[f32], k: usize) {
+fn fold(acc: &mut Running, x: &[f32], k: usize) {
     if acc.0.is_empty() {
         *acc = (vec![0.0; k], vec![0.0; k], 0);
     }
@@ -39,13 +39,13 @@ fn fold(acc: &mut (Vec<f32>, Vec<f64>, usize), x: &[f32], k: usize) {
     }
 }
 
+/// One input site's statistics: its name, max|x| and mean|x| per channel.
+type SiteTwin = (String, Vec<f32>, Vec<f32>);
+/// Running per-channel max|x|, Σ|x| and the token count.
+type Running = (Vec<f32>, Vec<f64>, usize);
+
 /// The twin's statistics per (layer, site name), each sequence of `seq_len` run from an empty context.
-fn twin(
-    sources: &[MemSource],
-    model: &LoadedModel,
-    tokens: &[u32],
-    seq_len: usize,
-) -> Vec<Vec<(String, Vec<f32>, Vec<f32>)>> {
+fn twin(sources: &[MemSource], model: &LoadedModel, tokens: &[u32], seq_len: usize) -> Vec<Vec<SiteTwin>> {
     let cfg = ModelConfig::from_header(&model.header).unwrap();
     let weight = |name: &str| {
         let t = model.header.tensors.iter().find(|t| t.name == name)?;
@@ -53,7 +53,7 @@ fn twin(
         Some(dequantize(t.dtype, &bytes, t.n_elements() as usize).unwrap())
     };
     let cpu = CpuLlama::new(cfg, weight).unwrap();
-    let mut acc: Vec<Vec<(Site, (Vec<f32>, Vec<f64>, usize))>> = vec![Vec::new(); TINY_LAYERS as usize];
+    let mut acc: Vec<Vec<(Site, Running)>> = vec![Vec::new(); TINY_LAYERS as usize];
     for seq in tokens.chunks(seq_len) {
         cpu.forward_observed(seq, |layer, role, x| {
             let site = Site::of(role).unwrap();
