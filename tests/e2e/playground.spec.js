@@ -159,6 +159,7 @@ test('a second experiment: the frontier, a click on a point, CSV and JSON export
   expect(await countPixels(page, '#view-experiments .tradeoff-chart', FRONTIER)).toBeGreaterThan(20);
 
   // Click the 4-bit point: its row is selected.
+  await chart.scrollIntoViewIfNeeded();
   const [x, y] = await chart.evaluate((el) => {
     const u = el._chart;
     const [xs, ys] = u.data[1];

@@ -12,8 +12,8 @@ export const X_AXES = {
     original: (x) => x.size_bytes_original / 1e6, format: (v) => v.toFixed(1) },
 };
 export const Y_AXES = {
-  kld: { label: 'KL divergence from the original (nats / token)', of: (x) => x.kld, original: () => 0 },
-  ppl: { label: 'perplexity (lower is better)', of: (x) => x.ppl, original: (x) => x.ppl_base },
+  kld: { label: 'KL divergence (nats / token)', of: (x) => x.kld, original: () => 0 },
+  ppl: { label: 'perplexity', of: (x) => x.ppl, original: (x) => x.ppl_base },
 };
 
 /** Click tolerance around a point, in CSS pixels. */
