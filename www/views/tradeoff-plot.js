@@ -60,7 +60,7 @@ export function drawTradeoff(el, experiments, { xKey, yKey, log, selected, onPic
   const ys = points.map((p) => p.y).concat(original.y > 0 || !log ? [original.y] : []);
   const xs = points.map((p) => p.x).concat([original.x]);
   const [xLo, xHi] = [Math.min(...xs), Math.max(...xs)];
-  const xPad = Math.max((xHi - xLo) * 0.08, xHi * 0.02);
+  const xPad = (xHi - xLo) * 0.08 || xHi * 0.02; // one x value: a small window around it
   const [yLo, yHi] = [Math.min(...ys), Math.max(...ys)];
   const yRange = log ? [yLo / 1.6, yHi * 1.6] : [Math.min(0, yLo), yHi * 1.1 || 1];
   // KLD 0 has no place on a log axis: the original is then a vertical line at its size.
