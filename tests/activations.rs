@@ -9,11 +9,12 @@ use squeeze::compress::calib::Site;
 use squeeze::cpu::dequant::dequantize;
 use squeeze::cpu::llama::CpuLlama;
 use squeeze::error::Error;
-use squeeze::eval::activations::{activation_stats, site_name, LayerActivations};
+use squeeze::eval::activations::{activation_stats, site_name, LayerActivations, SiteActivations};
 use squeeze::formats::{read_tensor_bytes, DType, MemSource};
 use squeeze::gpu::{Gpu, GpuOptions};
 use squeeze::model::config::ModelConfig;
 use squeeze::model::{load, LoadedModel};
+use std::collections::BTreeMap;
 
 fn gpu() -> Gpu {
     pollster::block_on(Gpu::new(GpuOptions::default())).expect("a Vulkan adapter (lavapipe in CI)")
@@ -25,27 +26,32 @@ fn ids(n: usize) -> Vec<u32> {
     (0..n as u32).map(|i| (i * 53 + 7) % TINY_VOCAB as u32).collect()
 }
 
-/// Per-channel (max|x|, Σ|x|) over the rows of x (t, k), folded into `acc`.
-fn fold(acc: &mut Running, x: &[f32], k: usize) {
-    if acc.0.is_empty() {
-        *acc = (vec![0.0; k], vec![0.0; k], 0);
-    }
-    for row in x.chunks(k) {
-        for (j, v) in row.iter().enumerate() {
-            acc.0[j] = acc.0[j].max(v.abs());
-            acc.1[j] += v.abs() as f64;
+/// Per-channel max|x| and Σ|x| over the rows seen so far at one site.
+#[derive(Default)]
+struct Acc {
+    max: Vec<f32>,
+    sum: Vec<f64>,
+    rows: usize,
+}
+
+impl Acc {
+    /// Folds in x (t, k).
+    fn add(&mut self, x: &[f32], k: usize) {
+        if self.max.is_empty() {
+            (self.max, self.sum) = (vec![0.0; k], vec![0.0; k]);
         }
-        acc.2 += 1;
+        for row in x.chunks(k) {
+            for (j, v) in row.iter().enumerate() {
+                self.max[j] = self.max[j].max(v.abs());
+                self.sum[j] += v.abs() as f64;
+            }
+            self.rows += 1;
+        }
     }
 }
 
-/// One input site's statistics: its name, max|x| and mean|x| per channel.
-type SiteTwin = (String, Vec<f32>, Vec<f32>);
-/// Running per-channel max|x|, Σ|x| and the token count.
-type Running = (Vec<f32>, Vec<f64>, usize);
-
-/// The twin's statistics per (layer, site name), each sequence of `seq_len` run from an empty context.
-fn twin(sources: &[MemSource], model: &LoadedModel, tokens: &[u32], seq_len: usize) -> Vec<Vec<SiteTwin>> {
+/// The twin's statistics, each sequence of `seq_len` run from an empty context.
+fn twin(sources: &[MemSource], model: &LoadedModel, tokens: &[u32], seq_len: usize) -> Vec<LayerActivations> {
     let cfg = ModelConfig::from_header(&model.header).unwrap();
     let weight = |name: &str| {
         let t = model.header.tensors.iter().find(|t| t.name == name)?;
@@ -53,30 +59,24 @@ fn twin(sources: &[MemSource], model: &LoadedModel, tokens: &[u32], seq_len: usi
         Some(dequantize(t.dtype, &bytes, t.n_elements() as usize).unwrap())
     };
     let cpu = CpuLlama::new(cfg, weight).unwrap();
-    let mut acc: Vec<Vec<(Site, Running)>> = vec![Vec::new(); TINY_LAYERS as usize];
+    let mut acc: Vec<BTreeMap<Site, Acc>> = (0..TINY_LAYERS).map(|_| BTreeMap::new()).collect();
     for seq in tokens.chunks(seq_len) {
         cpu.forward_observed(seq, |layer, role, x| {
-            let site = Site::of(role).unwrap();
-            let k = x.len() / seq.len();
-            let at = match acc[layer].iter().position(|(s, _)| *s == site) {
-                Some(i) => i,
-                None => {
-                    acc[layer].push((site, (Vec::new(), Vec::new(), 0)));
-                    acc[layer].len() - 1
-                }
-            };
-            fold(&mut acc[layer][at].1, x, k);
+            acc[layer].entry(Site::of(role).unwrap()).or_default().add(x, x.len() / seq.len());
         });
     }
     acc.into_iter()
-        .map(|mut sites| {
-            sites.sort_by_key(|(s, _)| *s);
-            sites
+        .enumerate()
+        .map(|(layer, sites)| LayerActivations {
+            layer,
+            sites: sites
                 .into_iter()
-                .map(|(s, (max, sum, n))| {
-                    (site_name(s).to_string(), max, sum.iter().map(|v| (*v / n as f64) as f32).collect())
+                .map(|(site, a)| SiteActivations {
+                    site: site_name(site),
+                    mean_abs: a.sum.iter().map(|v| (*v / a.rows as f64) as f32).collect(),
+                    max_abs: a.max,
                 })
-                .collect()
+                .collect(),
         })
         .collect()
 }
@@ -108,11 +108,11 @@ fn check(seq_len: usize, n_tokens: usize) {
         assert_eq!(g.layer, layer);
         let names: Vec<&str> = g.sites.iter().map(|s| s.site).collect();
         assert_eq!(names, ["attn_in", "attn_out_in", "ffn_in", "down_in"]);
-        for (s, (name, max, mean)) in g.sites.iter().zip(w) {
-            assert_eq!(s.site, name);
-            let what = format!("seq {seq_len}, layer {layer}, {name}");
-            assert_close(&format!("{what} max|x|"), &s.max_abs, max);
-            assert_close(&format!("{what} mean|x|"), &s.mean_abs, mean);
+        for (s, t) in g.sites.iter().zip(&w.sites) {
+            assert_eq!(s.site, t.site);
+            let what = format!("seq {seq_len}, layer {layer}, {}", t.site);
+            assert_close(&format!("{what} max|x|"), &s.max_abs, &t.max_abs);
+            assert_close(&format!("{what} mean|x|"), &s.mean_abs, &t.mean_abs);
         }
     }
 }

@@ -6,6 +6,7 @@
 import init, { Squeeze } from './pkg/squeeze.js';
 import { hubFiles } from './hub.js';
 import { cacheAvailable, cachedFile, cacheWriter, freeBytes } from './file-cache.js';
+import { bytes as fmtBytes } from './format.js';
 
 let sq = null;
 /** Requests that Stop can end early. */
@@ -42,11 +43,16 @@ const ops = {
    */
   async loadSource({ source }, progress, id) {
     const report = (file) => self.postMessage({ id, kind: 'file', file });
-    const small = async (url, name) => fetchFile(url, name, null, true);
+    const fromCache = new Set();
+    const small = (url, name) => fetchFile(url, name, (state) => state === 'cached' && fromCache.add(url), true);
     const files = source.url ? [{ name: source.name, url: source.url }] : await hubFiles(source, small);
     const count = files.length;
-    files.forEach((f, index) => report({ name: f.name, index, count, state: f.blob ? 'done' : 'waiting', done: 0,
-      total: f.blob?.size ?? 0 }));
+    files.forEach((f, index) => {
+      const state = !f.blob ? 'waiting' : fromCache.has(f.url) ? 'cached' : 'done';
+      const size = f.blob?.size ?? 0;
+      report({ name: f.name, index, count, state, done: size, total: size, note: state === 'cached' ?
+        'from the cache' : '' });
+    });
     for (const [index, f] of files.entries()) {
       if (f.blob) continue;
       f.blob = await fetchFile(f.url, f.name, (state, done, total, note) => {
@@ -192,7 +198,7 @@ async function download(url, name, progress) {
  * One remote file as a Blob: the cached copy, or downloaded into the cache (into memory when the cache is
  * missing or lacks room). `onState(state, done, total, note)` follows it. With `optional`, a 404 answers null.
  */
-async function fetchFile(url, name, onState, optional = false) {
+async function fetchFile(url, name, onState, optional = false, cache = cacheAvailable()) {
   const cached = await cachedFile(url);
   if (cached) {
     onState?.('cached', cached.size, cached.size, 'from the cache');
@@ -206,10 +212,11 @@ async function fetchFile(url, name, onState, optional = false) {
   if (!res.ok) throw new Error(`${name}: download failed (HTTP ${res.status} ${res.statusText}) from ${url}`);
   // Content-Length is missing for some CDNs and compressed responses; 0 means "unknown" to the page.
   const total = Number(res.headers.get('Content-Length')) || 0;
-  const free = cacheAvailable() ? await freeBytes() : 0;
+  const free = cache ? await freeBytes() : 0;
   let note = '';
   if (!cacheAvailable()) note = 'not cached: this browser has no origin-private file system';
-  else if (total > free) note = `not cached: it needs ${total} bytes, the browser allows ${free} more`;
+  else if (!cache) note = 'not cached: the browser ran out of storage';
+  else if (total > free) note = `not cached: it needs ${fmtBytes(total)}, the browser allows ${fmtBytes(free)} more`;
   const writer = note ? null : await cacheWriter(url);
   const chunks = [];
   let done = 0;
@@ -226,8 +233,9 @@ async function fetchFile(url, name, onState, optional = false) {
     }
   } catch (err) {
     await writer?.abort();
-    const full = err.name === 'QuotaExceededError' ? ' (the browser ran out of storage; clear the cache)' : '';
-    throw new Error(`${name}: download failed after ${done} bytes: ${err.message}${full}`);
+    // Storage ran out part-way: what was written is gone, so download it again into memory.
+    if (writer && err.name === 'QuotaExceededError') return fetchFile(url, name, onState, optional, false);
+    throw new Error(`${name}: download failed after ${done} bytes: ${err.message}`);
   }
   const blob = writer ? await writer.close() : new Blob(chunks);
   onState?.('done', done, done, note || 'cached');

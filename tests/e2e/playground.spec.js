@@ -159,6 +159,7 @@ test('a second experiment: the frontier, a click on a point, CSV and JSON export
   expect(await countPixels(page, '#view-experiments .tradeoff-chart', FRONTIER)).toBeGreaterThan(20);
 
   // Click the 4-bit point: its row is selected.
+  await chart.scrollIntoViewIfNeeded();
   const [x, y] = await chart.evaluate((el) => {
     const u = el._chart;
     const [xs, ys] = u.data[1];
@@ -179,13 +180,16 @@ test('a second experiment: the frontier, a click on a point, CSV and JSON export
 
   const csvDownload = page.waitForEvent('download');
   await experiments().locator('.export-csv').click();
-  const csv = readFileSync(await (await csvDownload).path(), 'utf8').trim().split('\r\n');
-  expect(csv).toHaveLength(3);
-  const header = csv[0].split(',');
-  expect(header).toEqual(expect.arrayContaining(['recipe_summary', 'bits_per_weight', 'size_mb', 'perplexity', 'kld',
-    'top1', 'tokens_per_s']));
-  const bits = csv.slice(1).map((line) => Number(line.split(',')[header.indexOf('bits_per_weight')]));
+  const [header, ...lines] = parseCsv(readFileSync(await (await csvDownload).path(), 'utf8'));
+  expect(lines).toHaveLength(2);
+  expect(header).toEqual(expect.arrayContaining(['recipe_summary', 'recipe_json', 'bits_per_weight', 'size_mb',
+    'perplexity', 'kld', 'top1', 'tokens_per_s']));
+  const column = (name) => lines.map((cells) => cells[header.indexOf(name)]);
+  const bits = column('bits_per_weight').map(Number);
   expect(bits[0]).toBeGreaterThan(bits[1]);
+  expect(column('recipe_json').map((j) => JSON.parse(j).steps[0].bits)).toEqual([4, 3]);
+  expect(Number(column('tokens_per_s')[0])).toBeGreaterThan(0);
+  expect(column('tokens_per_s')[1]).toBe(''); // not generated with yet
 
   const jsonDownload = page.waitForEvent('download');
   await experiments().locator('.export-json').click();
@@ -220,3 +224,27 @@ test('two experiments compared: errors per layer side by side, and both write on
   expect(stored).toHaveLength(1);
   expect(JSON.parse(await page.evaluate((k) => localStorage.getItem(k), stored[0]))).toHaveLength(1);
 });
+
+/** Rows of RFC 4180 CSV (quoted cells may hold commas, quotes and line breaks). */
+function parseCsv(text) {
+  const rows = [[]];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++;
+      else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') rows.at(-1).push(cell), (cell = '');
+    else if (c === '\r' && text[i + 1] === '\n') {
+      rows.at(-1).push(cell);
+      cell = '';
+      rows.push([]);
+      i++;
+    } else cell += c;
+  }
+  if (rows.at(-1).length === 0 && cell === '') rows.pop();
+  return rows;
+}

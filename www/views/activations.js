@@ -162,8 +162,8 @@ export function createActivationOutliers(root, { rpc, showError }) {
     mountChart(q('.act-chart'), `${q('.act-stat').value === 'max_abs' ? 'max' : 'mean'} |x| through the layers of ` +
       `channels ${tracked.map((c) => c.channel).join(', ')} and the median channel, log scale`, {
       scales: { x: { time: false }, y: { distr: 3 } },
-      axes: axes('layer (block index)', `${q('.act-stat').value === 'max_abs' ? 'max' : 'mean'} |x| ` +
-        '(activation value, log scale)', { values: logTickValues((v) => fmt.num(v, 2)) }, WHOLE_TICKS),
+      axes: axes('layer (block index)', `${q('.act-stat').value === 'max_abs' ? 'max' : 'mean'} |x| (log scale)`,
+        { values: logTickValues((v) => fmt.num(v, 2)) }, WHOLE_TICKS),
       series: [
         { label: 'layer', value: (u, v) => (v == null ? '—' : String(v)) },
         ...tracked.map((c, i) => ({ label: `channel ${c.channel}`, stroke: LINE_COLORS[i], width: 2,

@@ -57,8 +57,9 @@ export function createExperimentCompare(root, { rpc, showError, onCompressed, on
       points: { show: true, size: 6, fill: color }, value: (u, v) => fmt.num(v) });
     mountChart(q('.compare-chart'), `Relative weight error per layer of ${pair[0].summary} and ${pair[1].summary}, ` +
       'log scale', {
-      scales: { x: { time: false }, y: { distr: 3 } },
-      axes: axes('layer (block index)', 'relative weight error (ratio, log scale)',
+      // One block alone would otherwise get uPlot's default 0–100 window.
+      scales: { x: { time: false, range: (u, lo, hi) => [lo - 0.5, hi + 0.5] }, y: { distr: 3 } },
+      axes: axes('layer (block index)', 'weight error (log scale)',
         { values: logTickValues((v) => fmt.num(v, 2)) }, WHOLE_TICKS),
       series: [{ label: 'layer' }, line(pair[0], COLORS.bars), line(pair[1], COLORS.after, [6, 3])],
     }, data);

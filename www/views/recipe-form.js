@@ -50,7 +50,7 @@ already compressed, so later layers correct earlier errors. Off: every block see
     <details class="recipe-json">
       <summary>Recipe JSON</summary>
       <p class="explain">The same recipe as plain data, as the command line reads it: edit either side and the other
-        follows. After a run it is also in the page's address, so a link reproduces it.</p>
+        follows. It is also in the page's address, so a link reproduces it.</p>
       <textarea class="recipe-text mono" rows="10" spellcheck="false" aria-label="Recipe JSON"></textarea>
       <p class="json-error" aria-live="polite"></p>
     </details>`;

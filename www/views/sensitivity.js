@@ -84,11 +84,12 @@ export function createSensitivityScan(root, { rpc, showError }) {
     const chart = q('.sens-chart');
     chart.hidden = false;
     chart.dataset.blocks = String(layers.length);
-    const yTitle = `KL divergence (nats / token${log ? ', log scale' : ''})`;
+    const yTitle = `KLD (nats / token${log ? ', log scale' : ''})`;
     mountChart(chart, `KL divergence from the original with one block compressed by ${result.label}, for ` +
       `${layers.length} blocks${log ? ', log scale' : ''}`, {
       scales: { x: { time: false, range: (u, lo, hi) => [lo - 0.6, hi + 0.6] },
-        y: log ? { distr: 3 } : { range: (u, lo, hi) => [0, hi * 1.1] } },
+        // On a log axis bars rise from the bottom of the scale: start well below the smallest.
+        y: log ? { distr: 3, range: (u, lo, hi) => [lo / 4, hi * 1.5] } : { range: (u, lo, hi) => [0, hi * 1.1] } },
       axes: axes('block (layer index)', yTitle, { values: logTickValues((v) => fmt.num(v, 2)) }, WHOLE_TICKS),
       series: [
         { label: 'block', value: (u, v) => (v == null ? '—' : String(v)) },

@@ -12,8 +12,8 @@ export const X_AXES = {
     original: (x) => x.size_bytes_original / 1e6, format: (v) => v.toFixed(1) },
 };
 export const Y_AXES = {
-  kld: { label: 'KL divergence from the original (nats / token)', of: (x) => x.kld, original: () => 0 },
-  ppl: { label: 'perplexity (lower is better)', of: (x) => x.ppl, original: (x) => x.ppl_base },
+  kld: { label: 'KL divergence (nats / token)', of: (x) => x.kld, original: () => 0 },
+  ppl: { label: 'perplexity', of: (x) => x.ppl, original: (x) => x.ppl_base },
 };
 
 /** Click tolerance around a point, in CSS pixels. */
@@ -60,7 +60,7 @@ export function drawTradeoff(el, experiments, { xKey, yKey, log, selected, onPic
   const ys = points.map((p) => p.y).concat(original.y > 0 || !log ? [original.y] : []);
   const xs = points.map((p) => p.x).concat([original.x]);
   const [xLo, xHi] = [Math.min(...xs), Math.max(...xs)];
-  const xPad = Math.max((xHi - xLo) * 0.08, xHi * 0.02);
+  const xPad = (xHi - xLo) * 0.08 || xHi * 0.02; // one x value: a small window around it
   const [yLo, yHi] = [Math.min(...ys), Math.max(...ys)];
   const yRange = log ? [yLo / 1.6, yHi * 1.6] : [Math.min(0, yLo), yHi * 1.1 || 1];
   // KLD 0 has no place on a log axis: the original is then a vertical line at its size.
