@@ -162,6 +162,18 @@ impl Squeeze {
         })
     }
 
+    /// Why the GPU device was lost, or undefined while it works. A lost device cannot be used again: the
+    /// worker then makes a new `Squeeze` and opens the model again.
+    pub fn device_lost(&self) -> Option<String> {
+        self.gpu.lost()
+    }
+
+    /// Destroys the GPU device, as a driver reset would, so the recovery path can be tried (and is
+    /// tested) without a crashing driver.
+    pub fn lose_device(&self) {
+        self.gpu.device.destroy();
+    }
+
     /// The compression methods: name, whether calibrated, a short explanation, parameters with their
     /// defaults (`formats` lists what a step's `format` may name).
     pub fn methods(&self) -> std::result::Result<JsValue, JsError> {

@@ -89,6 +89,22 @@ function showCompressed(outcome, id) {
   views.generate.setCompressed(true);
 }
 
+/**
+ * The worker replaced a lost GPU device and opened the model again: the compressed model lived on the old
+ * device and is gone (its experiment row stays); say so, and what to do.
+ */
+function onWorkerEvent({ event, why, model }) {
+  if (event !== 'device-lost') return;
+  currentExperiment = null;
+  views.weights.setCompression(null);
+  views.generate.setCompressed(false);
+  views.compress.setModel();
+  console.warn(`[squeeze] ${why}; a new device was opened`);
+  showError(`The GPU device was lost (${why}). Squeeze opened a new one` +
+    `${model ? ` and loaded ${model.files.join(', ')} again` : ''}; a compressed model is gone — compress it ` +
+    'again (the experiments are kept).');
+}
+
 /** A generation with the compressed model gives its experiment a decode speed. */
 function onGenerated(result, { prompt, compressed }) {
   if (!compressed || !currentExperiment) return;
@@ -339,7 +355,7 @@ async function boot() {
     showNoWebGPU('This browser exposes no navigator.gpu object: WebGPU is missing or switched off.');
     return;
   }
-  rpc = startWorker();
+  rpc = startWorker(onWorkerEvent);
   $('#loader').hidden = false;
   setBusy(true);
   wireLoading();
