@@ -100,7 +100,8 @@ function onWorkerEvent({ event, why, model }) {
   views.generate.setCompressed(false);
   views.compress.setModel();
   console.warn(`[squeeze] ${why}; a new device was opened`);
-  showError(`The GPU device was lost (${why}). Squeeze opened a new one` +
+  const said = why.replace(/^./, (c) => c.toUpperCase()).replace(/\.?$/, '.');
+  showError(`${said} Squeeze opened a new one` +
     `${model ? ` and loaded ${model.files.join(', ')} again` : ''}; a compressed model is gone — compress it ` +
     'again (the experiments are kept).');
 }
