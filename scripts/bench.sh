@@ -5,9 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
-export WGPU_BACKEND=vulkan
-export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/squeeze-runtime-$(id -u)}"
-mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+source scripts/vulkan-env.sh
 MODEL=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 RECIPES=${BENCH_RECIPES:-'[{"steps":[{"method":"rtn","bits":4,"group":128}]},{"steps":[{"method":"nf4"}]},{"steps":[{"method":"smoothquant","alpha":0.8,"bits":8}]},{"steps":[{"method":"gptq","bits":4,"group":128,"damp":0.1}]}]'}
 cargo build --release --bin squeeze
