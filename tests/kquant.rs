@@ -19,14 +19,17 @@ fn weights(rows: usize, cols: usize, rng: &mut Rng) -> Vec<f32> {
     let mut w = Vec::with_capacity(rows * cols);
     for _ in 0..rows {
         let scale = 10f32.powf(-2.0 * (rng.uniform() + 1.0) / 2.0);
+        let zeros = if rng.next_u64().is_multiple_of(3) { 64..96 } else { 0..0 };
         for j in 0..cols {
             let x: f32 = (0..4).map(|_| rng.uniform()).sum::<f32>() * scale;
-            let outlier = rng.next_u64() % 200 == 0;
-            w.push(if outlier { 8.0 * x } else { x });
-            if j % 512 == 0 && rng.next_u64() % 4 == 0 {
-                w.truncate(w.len() - 1);
-                w.push(0.0);
-            }
+            let outlier = rng.next_u64().is_multiple_of(200);
+            w.push(if zeros.contains(&j) {
+                0.0
+            } else if outlier {
+                8.0 * x
+            } else {
+                x
+            });
         }
     }
     w
@@ -62,16 +65,21 @@ fn searched_k_quants_beat_min_max_and_decode_to_their_values() {
         let rtn = quantize_rtn(&format(scheme), &w, rows, cols).unwrap();
         assert_eq!(rtn.values, quantize(scheme, &w, rows, cols, Fit::Searched).unwrap().values);
     }
-    // The 32-wide formats at similar bits, for scale.
+    // The 32-wide formats, for scale.
+    let mut q4_1 = 0.0;
     for scheme in [Scheme::Q4_0, Scheme::Q4_1, Scheme::Q5_0, Scheme::Q8_0] {
-        let q = quantize_rtn(&format(scheme), &w, rows, cols).unwrap();
-        eprintln!("{scheme:?}: relative squared error {:.3e}", rel_mse(&q.values, &w));
+        let e = rel_mse(&quantize_rtn(&format(scheme), &w, rows, cols).unwrap().values, &w);
+        eprintln!("{scheme:?}: relative squared error {e:.3e}");
+        if scheme == Scheme::Q4_1 {
+            q4_1 = e;
+        }
     }
-    // Measured (seed 1): Q4_K 5.52e-3 searched vs 6.69e-3 min/max (Q4_1 at 5 bits: 6.78e-3), Q6_K 3.42e-4
-    // vs 4.02e-4.
+    // Measured (seed 1): Q4_K 6.68e-3 searched vs 7.91e-3 min/max (Q4_1, at 5 bits: 7.93e-3), Q6_K
+    // 4.86e-4 vs 5.38e-4.
     let [(q4_naive, q4), (q6_naive, q6)] = errors[..] else { unreachable!() };
-    assert!(q4 < 0.85 * q4_naive && q4 < 5.7e-3, "Q4_K: {q4:.3e} searched, {q4_naive:.3e} min/max");
-    assert!(q6 < 0.88 * q6_naive && q6 < 3.6e-4, "Q6_K: {q6:.3e} searched, {q6_naive:.3e} min/max");
+    assert!(q4 < 0.87 * q4_naive && q4 < 6.8e-3, "Q4_K: {q4:.3e} searched, {q4_naive:.3e} min/max");
+    assert!(q4 < 0.9 * q4_1, "Q4_K at 4.5 bits: {q4:.3e}, Q4_1 at 5 bits: {q4_1:.3e}");
+    assert!(q6 < 0.92 * q6_naive && q6 < 5.0e-4, "Q6_K: {q6:.3e} searched, {q6_naive:.3e} min/max");
 }
 
 /// A Q4_K super-block on its own grid: d = dmin = 1, sub-block j = sc_j·q − m_j with codes spanning

@@ -51,7 +51,13 @@ impl Scheme {
     fn fixed_blocks(self) -> bool {
         matches!(
             self,
-            Scheme::Q8_0 | Scheme::Q4_0 | Scheme::Q4_1 | Scheme::Q5_0 | Scheme::Mxfp4 | Scheme::Q4_K | Scheme::Q6_K
+            Scheme::Q8_0
+                | Scheme::Q4_0
+                | Scheme::Q4_1
+                | Scheme::Q5_0
+                | Scheme::Mxfp4
+                | Scheme::Q4_K
+                | Scheme::Q6_K
         )
     }
 }
@@ -238,7 +244,9 @@ impl Grid {
             Scheme::Q4_0 => Grid { scheme, d: f16(signed / -8.0), z: 0.0 },
             Scheme::Q4_1 => Grid { scheme, d: f16((hi - lo) / 15.0), z: f16(lo) },
             Scheme::Q5_0 => Grid { scheme, d: f16(signed / -16.0), z: 0.0 },
-            Scheme::Q4_K | Scheme::Q6_K => unreachable!("{scheme:?} is fitted per super-block (quant::kquant)"),
+            Scheme::Q4_K | Scheme::Q6_K => {
+                unreachable!("{scheme:?} is fitted per super-block (quant::kquant)")
+            }
             Scheme::Mxfp4 => {
                 let e = if amax > 0.0 { (amax.log2().floor() - 2.0 + 127.0).clamp(0.0, 254.0) } else { 0.0 };
                 Grid { scheme, d: packed::e8m0_half(e as u8), z: e }
