@@ -474,6 +474,7 @@ fn smollm2_exported_as_q8_0_and_q4_0_runs_alike_in_squeeze_and_llama_cpp() {
 
 #[test]
 fn smollm2_exported_as_q4_k_falls_back_as_llama_cpp_and_runs_alike() {
+    // Measured: Squeeze 24.6087, llama.cpp 24.7689 (−0.65%) over 8 chunks.
     let m = real_model();
     let c = exported_runs_alike_in_llama_cpp(&m, "q4_k", 8);
     // 576-wide rows (q, k, v, output, gate, up) fall back to Q5_0, each named in the step's notes;
