@@ -131,6 +131,15 @@ async fn rewrite_one(
         }
         _ => Rewrite::plain(quantize_rtn(&format, &w, rows, cols).map_err(named)?),
     };
+    let stored = format.for_row(cols).scheme;
+    if stored != format.scheme {
+        let text = format!(
+            "{}: rows of {cols} are not a multiple of 256, so {:?} falls back to {stored:?} (as llama.cpp does)",
+            work.name(i),
+            format.scheme
+        );
+        note(work, index, text);
+    }
     work.store(index, i, rewrite, &w, hessian, (now_ms() - t0) / 1000.0)
 }
 

@@ -52,7 +52,8 @@ pub fn method_views() -> Vec<MethodView> {
 }
 
 /// The storage grids a step's `format` may name.
-pub const FORMATS: &[&str] = &["int", "q8_0", "q4_0", "q4_1", "nf4", "fp4", "fp8_e4m3", "fp8_e5m2", "mxfp4"];
+pub const FORMATS: &[&str] =
+    &["int", "q8_0", "q4_0", "q4_1", "q5_0", "q4_k", "q6_k", "nf4", "fp4", "fp8_e4m3", "fp8_e5m2", "mxfp4"];
 
 /// Every method, in the order the page lists them.
 pub const METHODS: &[MethodInfo] = &[
@@ -389,6 +390,12 @@ impl Step {
                     FORMATS.join(", ")
                 )));
             }
+            if f.ends_with("_k") && m != "rtn" {
+                return Err(invalid(&format!(
+                    "{m}.format \"{f}\": K-quant super-blocks carry quantised sub-block scales, which only \
+                     rtn fits; {m} chooses one grid per block of 32 (use q4_0, q4_1, q5_0 or q8_0)"
+                )));
+            }
         }
         for (key, lo, hi) in
             [("damp", 0.0, 1.0), ("alpha", 0.0, 1.0), ("keep", 0.0, 0.5), ("threshold", 0.0, 1e6)]
@@ -521,6 +528,9 @@ impl Step {
             (_, Some("q8_0")) => Scheme::Q8_0,
             (_, Some("q4_0")) => Scheme::Q4_0,
             (_, Some("q4_1")) => Scheme::Q4_1,
+            (_, Some("q5_0")) => Scheme::Q5_0,
+            (_, Some("q4_k")) => Scheme::Q4_K,
+            (_, Some("q6_k")) => Scheme::Q6_K,
             ("hqq", _) => Scheme::Int { bits, sym: false },
             ("smoothquant" | "llm_int8", _) => Scheme::Int { bits, sym: true },
             _ => Scheme::Int { bits, sym },
