@@ -265,3 +265,52 @@ fn asvd_truncates_the_activation_weighted_matrix() {
         other => panic!("{:?}", other.map(|f| f.rank)),
     }
 }
+
+/// Where the factorisation runs: SmolLM2's largest shape, 576 × 1536, timed on the CPU (f64 Gram,
+/// eigensolver, the whole truncated SVD) against the Gram product through the GPU matmul (f32; on
+/// lavapipe here), whose result must agree. The figures are quoted in svd.rs and README.md.
+#[test]
+fn factorisation_timing() {
+    use squeeze::formats::DType;
+    use squeeze::kernels::matmul::matmul;
+    let (rows, cols) = (576, 1536);
+    let mut rng = Rng::new(5);
+    let w = f32s(&normals(&mut rng, rows * cols));
+    let w64 = f64s(&w);
+    let time = |f: &mut dyn FnMut()| {
+        let t0 = std::time::Instant::now();
+        f();
+        t0.elapsed().as_secs_f64() * 1000.0
+    };
+    let mut g = Vec::new();
+    let gram_cpu = time(&mut || g = gram(&w64, rows, cols));
+    let eigen_cpu = time(&mut || {
+        symmetric_eigen(&g, rows).unwrap();
+    });
+    let svd_cpu = time(&mut || {
+        truncated_svd(&w, rows, cols, rank_for(0.8, rows, cols).unwrap()).unwrap();
+    });
+
+    let gpu = common::gpu();
+    let tensor = gpu.upload_tensor("w", &[rows as u64, cols as u64], DType::F32, bytemuck::cast_slice(&w)).unwrap();
+    let out = gpu.storage_buffer("gram", (rows * rows * 4) as u64, wgpu::BufferUsages::empty()).unwrap();
+    let run = || {
+        pollster::block_on(async {
+            let mut enc = gpu.encoder();
+            matmul(&gpu, &mut enc, &tensor.buffer, &tensor, None, &out, rows as u32).await.unwrap();
+            gpu.queue.submit([enc.finish()]);
+            gpu.read_f32(&out, 0, (rows * rows) as u64).await.unwrap()
+        })
+    };
+    run(); // pipelines compiled
+    let mut g_gpu = Vec::new();
+    let gram_gpu = time(&mut || g_gpu = run());
+    let scale = g.iter().fold(0f64, |m, v| m.max(v.abs()));
+    for (i, (&a, &b)) in g_gpu.iter().zip(&g).enumerate() {
+        assert!((a as f64 - b).abs() < 1e-5 * scale, "Gram entry {i}: GPU {a}, CPU {b}");
+    }
+    eprintln!(
+        "576×1536: Gram CPU f64 {gram_cpu:.0} ms, GPU matmul f32 {gram_gpu:.0} ms; 576×576 eigensolver \
+         {eigen_cpu:.0} ms; truncated SVD at keep 0.8 (rank 335) {svd_cpu:.0} ms"
+    );
+}
