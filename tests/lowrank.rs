@@ -7,8 +7,13 @@
 mod common;
 
 use common::hessians::gaussian;
-use common::Rng;
+use common::{tiny_gpt2_gguf, tiny_llama_gguf, Rng, TINY_VOCAB};
 use squeeze::compress::linalg::{gram, symmetric_eigen};
+use squeeze::compress::{compress, Calibration, Compressed, Recipe};
+use squeeze::formats::{DType, MemSource};
+use squeeze::gpu::Gpu;
+use squeeze::model::runner::Runner;
+use squeeze::model::{load, LoadedModel};
 use squeeze::compress::lowrank::asvd::{asvd, scales};
 use squeeze::compress::lowrank::svd::truncated_svd;
 use squeeze::compress::lowrank::{product, rank_for};
@@ -132,6 +137,13 @@ fn symmetric_eigen_meets_its_definition() {
         .collect();
     let e = symmetric_eigen(&a, n).unwrap();
     assert!((e.values[0] - 4.0).abs() < 1e-13 && e.values[1..].iter().all(|v| (v - 1.0).abs() < 1e-13), "{:?}", e.values);
+    // The Gram matrix of a rank-5 product: 45 eigenvalues at rounding level, which only a test against
+    // the matrix's scale calls converged.
+    let (rows, inner, cols) = (50, 5, 70);
+    let low = product(&f32s(&normals(&mut rng, rows * inner)), &f32s(&normals(&mut rng, inner * cols)), rows, inner, cols);
+    let g = gram(&f64s(&low), rows, cols);
+    let e = symmetric_eigen(&g, rows).unwrap();
+    assert!(e.values[4] > 1.0 && e.values[5..].iter().all(|v| v.abs() < 1e-10 * e.values[0]), "{:?}", e.values);
     let zero = symmetric_eigen(&vec![0.0; 9], 3).unwrap();
     assert_eq!(zero.values, vec![0.0; 3]);
     match symmetric_eigen(&[1.0, 2.0, 3.0], 2) {
@@ -271,7 +283,6 @@ fn asvd_truncates_the_activation_weighted_matrix() {
 /// lavapipe here), whose result must agree. The figures are quoted in svd.rs and README.md.
 #[test]
 fn factorisation_timing() {
-    use squeeze::formats::DType;
     use squeeze::kernels::matmul::matmul;
     let (rows, cols) = (576, 1536);
     let mut rng = Rng::new(5);
@@ -313,4 +324,116 @@ fn factorisation_timing() {
         "576×1536: Gram CPU f64 {gram_cpu:.0} ms, GPU matmul f32 {gram_gpu:.0} ms; 576×576 eigensolver \
          {eigen_cpu:.0} ms; truncated SVD at keep 0.8 (rank 335) {svd_cpu:.0} ms"
     );
+}
+
+// ---------- two matmuls ----------
+
+fn quiet(_: &str, _: u64, _: u64) {}
+
+fn load_bytes(gpu: &Gpu, bytes: Vec<u8>) -> LoadedModel {
+    pollster::block_on(load(gpu, &[MemSource { name: "tiny.gguf".into(), bytes }], &mut quiet)).unwrap()
+}
+
+fn tokens(n: usize, seed: u64) -> Vec<u32> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| (rng.next_u64() % TINY_VOCAB) as u32).collect()
+}
+
+fn run(gpu: &Gpu, model: &LoadedModel, recipe: &str) -> squeeze::error::Result<Compressed> {
+    let recipe = Recipe::parse(recipe)?;
+    let calib = tokens(128, 7);
+    pollster::block_on(compress(gpu, model, &recipe, Some(Calibration { tokens: &calib, seq_len: 64 }), &mut quiet))
+}
+
+fn logits(gpu: &Gpu, model: &LoadedModel, ids: &[u32]) -> Vec<f32> {
+    let mut runner = Runner::new(gpu, model, ids.len(), ids.len()).unwrap();
+    pollster::block_on(runner.logits_of(ids, 0..ids.len())).unwrap()
+}
+
+/// The same model with every factored matrix replaced by the product of its stored factors, as one
+/// dense F32 tensor run by one matmul.
+fn dense_substitute(gpu: &Gpu, c: &LoadedModel) -> LoadedModel {
+    let mut m = LoadedModel {
+        header: c.header.clone(),
+        tensors: c.tensors.clone(),
+        timings: c.timings,
+        extras: c.extras.clone(),
+    };
+    for (&i, e) in &c.extras {
+        let f = e.low_rank.as_ref().expect("only factored layers here");
+        let p = pollster::block_on(f.product(gpu)).unwrap();
+        let info = &mut m.header.tensors[i];
+        info.dtype = DType::F32;
+        info.n_bytes = (p.len() * 4) as u64;
+        m.tensors[i] = gpu.upload_tensor(&info.name, &info.shape, DType::F32, bytemuck::cast_slice(&p)).unwrap();
+    }
+    m.extras.clear();
+    m
+}
+
+#[test]
+fn factored_layers_run_as_two_matmuls_and_compute_the_dense_product() {
+    let gpu = common::gpu();
+    let ids = tokens(40, 3);
+    let cases = [
+        ("llama, svd", tiny_llama_gguf(DType::F16, 31), r#"{"steps":[{"method":"svd","keep":0.6}]}"#),
+        ("llama, asvd on attention", tiny_llama_gguf(DType::Q8_0, 32), r#"{"steps":[{"method":"asvd","keep":0.3,"target":"attn"}]}"#),
+        ("gpt2, svd", tiny_gpt2_gguf(DType::F32, 33), r#"{"steps":[{"method":"svd","keep":0.7}]}"#),
+    ];
+    for (what, bytes, recipe) in cases {
+        let model = load_bytes(&gpu, bytes);
+        let c = run(&gpu, &model, recipe).unwrap();
+        assert!(!c.model.extras.is_empty(), "{what}");
+        for t in &c.report.tensors {
+            let info = c.model.header.tensor(&t.name).unwrap();
+            let (rows, cols) = (info.rows(), info.cols());
+            let keep = Recipe::parse(recipe).unwrap().steps[0].f64("keep");
+            let rank = ((keep * (rows * cols) as f64) / (rows + cols) as f64).floor() as u64;
+            assert_eq!(t.rank, Some(rank), "{what}: {}", t.name);
+            // Both factors in F16, and nothing else stored for the matrix.
+            assert_eq!((t.bytes, info.n_bytes, t.dtype_after.as_str()), (2 * rank * (rows + cols), 0, "F16"), "{what}: {}", t.name);
+            assert_eq!(t.params, rows * cols);
+        }
+        let saved: u64 = c.report.tensors.iter().map(|t| t.params - t.rank.unwrap() * (t.bytes / 2 / t.rank.unwrap())).sum();
+        assert_eq!(c.report.params - c.report.params_stored, saved, "{what}: parameters stored");
+        let size: u64 = c.model.header.tensors.iter().map(|t| t.n_bytes).sum::<u64>()
+            + c.model.extras.values().map(|e| e.stored_bytes()).sum::<u64>();
+        assert_eq!(c.report.size_bytes, size, "{what}");
+        assert!(c.report.steps[0].notes.iter().any(|n| n.contains("as two low-rank factors each")), "{what}: {:?}", c.report.steps[0].notes);
+
+        let two = logits(&gpu, &c.model, &ids);
+        let one = logits(&gpu, &dense_substitute(&gpu, &c.model), &ids);
+        let original = logits(&gpu, &model, &ids);
+        let scale = one.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = two.iter().zip(&one).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let moved = original.iter().zip(&one).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!("{what}: two matmuls vs the dense product: {worst:e} (logits up to {scale}; the factorisation moved them {moved})");
+        assert!(worst <= 1e-4 * scale, "{what}: {worst} vs scale {scale}");
+        assert!(moved > 100.0 * worst.max(1e-6), "{what}: the factorisation changed nothing? {moved}");
+    }
+}
+
+#[test]
+fn recipes_refuse_what_low_rank_cannot_do() {
+    let gpu = common::gpu();
+    let model = load_bytes(&gpu, tiny_llama_gguf(DType::F16, 34));
+    let refused = |recipe: &str, says: &str| match run(&gpu, &model, recipe) {
+        Err(Error::Invalid(m)) => assert!(m.contains(says), "{recipe}: {m}"),
+        other => panic!("{recipe} was accepted: {:?}", other.map(|c| c.report.params)),
+    };
+    refused(r#"{"steps":[{"method":"svd","keep":1.0}]}"#, "svd.keep is the share of each matrix's parameters");
+    refused(r#"{"steps":[{"method":"asvd","keep":0}]}"#, "must lie in (0, 1)");
+    refused(r#"{"steps":[{"method":"asvd","alpha":2}]}"#, "asvd.alpha must lie in [0, 1], not 2");
+    refused(r#"{"steps":[{"method":"svd","target":"token_embd"}]}"#, "token_embd.weight is not a linear layer inside a block");
+    refused(
+        r#"{"steps":[{"method":"svd","target":"ffn_up"},{"method":"rtn","bits":4,"group":64}]}"#,
+        "rtn on blk.0.ffn_up.weight: an earlier step stored it as two rank-136 factors",
+    );
+    refused(
+        r#"{"steps":[{"method":"svd","target":"attn_q"},{"method":"awq","bits":4,"group":64}]}"#,
+        "awq on blk.0.attn_q.weight: an earlier step stored it as two rank-102 factors",
+    );
+    // Factorising again reads the product: allowed.
+    let c = run(&gpu, &model, r#"{"steps":[{"method":"svd","keep":0.8,"target":"ffn_up"},{"method":"asvd","keep":0.5,"target":"ffn_up"}]}"#).unwrap();
+    assert_eq!(c.report.tensors.iter().filter_map(|t| t.rank).collect::<Vec<_>>(), [136, 85, 136, 85]);
 }

@@ -174,13 +174,19 @@ fn tridiagonalise(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 /// holds the eigenvalues. Each sweep chases a bulge up from the end of the unreduced block l..=m with
 /// plane rotations, shifted by the eigenvalue of the leading 2×2 nearer d[l]; each rotation is also
 /// applied to rows i and i + 1 of `zt`.
+///
+/// An off-diagonal is negligible beside its two diagonal entries, or beside the whole matrix's scale:
+/// a rank-deficient matrix (a Gram matrix of a low-rank product) has clusters of eigenvalues near 0,
+/// where the relative test alone may never pass.
 fn diagonalise_tridiagonal(d: &mut [f64], e: &mut [f64], zt: &mut [f64], n: usize) -> Result<()> {
     const MAX_SWEEPS: usize = 60;
+    let scale = d.iter().zip(e.iter()).fold(0f64, |m, (d, e)| m.max(d.abs() + e.abs()));
+    let negligible = |e: f64, d0: f64, d1: f64| e.abs() <= f64::EPSILON * (d0.abs() + d1.abs()).max(scale);
     for l in 0..n {
         let mut sweeps = 0;
         loop {
             let mut m = l;
-            while m + 1 < n && e[m].abs() > f64::EPSILON * (d[m].abs() + d[m + 1].abs()) {
+            while m + 1 < n && !negligible(e[m], d[m], d[m + 1]) {
                 m += 1;
             }
             if m == l {
