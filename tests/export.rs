@@ -212,7 +212,8 @@ fn gguf_export_writes_low_rank_factors_as_their_product() {
     let gpu = gpu();
     let source = tiny_llama_gguf(DType::F16, 15);
     let original = load_mem(&gpu, &[MemSource { name: "tiny.gguf".into(), bytes: source }]);
-    let (recipe, c) = compressed(&gpu, &original, r#"{"steps":[{"method":"svd","keep":0.5,"target":"attn_q|ffn_down"}]}"#);
+    let (recipe, c) =
+        compressed(&gpu, &original, r#"{"steps":[{"method":"svd","keep":0.5,"target":"attn_q|ffn_down"}]}"#);
     let (plan, file) = export(&gpu, &original, &c.model, Some(&recipe), ExportFormat::Gguf);
     assert_eq!(plan.dequantised, 4, "{:#?}", plan.tensors);
     let back = open("tiny-squeezed.gguf", file.clone());

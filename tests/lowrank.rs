@@ -9,15 +9,15 @@ mod common;
 use common::hessians::gaussian;
 use common::{tiny_gpt2_gguf, tiny_llama_gguf, Rng, TINY_VOCAB};
 use squeeze::compress::linalg::{gram, symmetric_eigen};
+use squeeze::compress::lowrank::asvd::{asvd, scales};
+use squeeze::compress::lowrank::svd::truncated_svd;
+use squeeze::compress::lowrank::{product, rank_for};
 use squeeze::compress::{compress, Calibration, Compressed, Recipe};
+use squeeze::error::Error;
 use squeeze::formats::{DType, MemSource};
 use squeeze::gpu::Gpu;
 use squeeze::model::runner::Runner;
 use squeeze::model::{load, LoadedModel};
-use squeeze::compress::lowrank::asvd::{asvd, scales};
-use squeeze::compress::lowrank::svd::truncated_svd;
-use squeeze::compress::lowrank::{product, rank_for};
-use squeeze::error::Error;
 
 fn normals(rng: &mut Rng, n: usize) -> Vec<f64> {
     (0..n).map(|_| gaussian(rng)).collect()
@@ -78,7 +78,8 @@ fn power_iteration_singular_values(w: &[f64], rows: usize, cols: usize, count: u
         let mut v = normals(&mut rng, cols);
         let mut lambda = 0.0;
         for _ in 0..5000 {
-            let gv: Vec<f64> = g.chunks_exact(cols).map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum()).collect();
+            let gv: Vec<f64> =
+                g.chunks_exact(cols).map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum()).collect();
             let norm = gv.iter().map(|x| x * x).sum::<f64>().sqrt();
             let next: Vec<f64> = gv.iter().map(|x| x / norm).collect();
             let moved = next.iter().zip(&v).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
@@ -113,7 +114,8 @@ fn symmetric_eigen_meets_its_definition() {
         let trace: f64 = (0..n).map(|i| a[i * n + i]).sum();
         assert!((e.values.iter().sum::<f64>() - trace).abs() < 1e-10 * n as f64 * scale, "n {n}: trace");
         for (i, v) in e.vectors.chunks_exact(n).enumerate() {
-            let av: Vec<f64> = a.chunks_exact(n).map(|row| row.iter().zip(v).map(|(x, y)| x * y).sum()).collect();
+            let av: Vec<f64> =
+                a.chunks_exact(n).map(|row| row.iter().zip(v).map(|(x, y)| x * y).sum()).collect();
             let residual = av.iter().zip(v).map(|(x, y)| (x - e.values[i] * y).abs()).fold(0.0, f64::max);
             assert!(residual < 1e-11 * scale, "n {n}: eigenpair {i}: residual {residual:e}");
             for (j, u) in e.vectors.chunks_exact(n).enumerate() {
@@ -136,11 +138,21 @@ fn symmetric_eigen_meets_its_definition() {
         .map(|ij| if ij / n == ij % n { 1.0 } else { 0.0 } + 3.0 * u[ij / n] * u[ij % n] / norm2)
         .collect();
     let e = symmetric_eigen(&a, n).unwrap();
-    assert!((e.values[0] - 4.0).abs() < 1e-13 && e.values[1..].iter().all(|v| (v - 1.0).abs() < 1e-13), "{:?}", e.values);
+    assert!(
+        (e.values[0] - 4.0).abs() < 1e-13 && e.values[1..].iter().all(|v| (v - 1.0).abs() < 1e-13),
+        "{:?}",
+        e.values
+    );
     // Gram matrices of low-rank products (what a second factorisation of a factored layer meets):
     // most eigenvalues at rounding level, where only a test against the matrix's scale converges.
     for (rows, inner, cols) in [(50, 5, 70), (512, 136, 256), (256, 100, 256)] {
-        let low = product(&f32s(&normals(&mut rng, rows * inner)), &f32s(&normals(&mut rng, inner * cols)), rows, inner, cols);
+        let low = product(
+            &f32s(&normals(&mut rng, rows * inner)),
+            &f32s(&normals(&mut rng, inner * cols)),
+            rows,
+            inner,
+            cols,
+        );
         let n = rows.min(cols);
         let low = f64s(&low);
         let g = match rows <= cols {
@@ -154,7 +166,7 @@ fn symmetric_eigen_meets_its_definition() {
             e.values
         );
     }
-    let zero = symmetric_eigen(&vec![0.0; 9], 3).unwrap();
+    let zero = symmetric_eigen(&[0.0; 9], 3).unwrap();
     assert_eq!(zero.values, vec![0.0; 3]);
     match symmetric_eigen(&[1.0, 2.0, 3.0], 2) {
         Err(Error::Invalid(m)) => assert!(m.contains("a 2×2 matrix has 3 entries, not 4"), "{m}"),
@@ -167,7 +179,8 @@ fn truncated_svd_error_is_the_discarded_singular_values() {
     let mut rng = Rng::new(2);
     for (rows, cols) in [(2, 2), (3, 3), (2, 3), (3, 2), (7, 5), (5, 7), (37, 96), (96, 37), (1, 9)] {
         // Columns of different scales, so that the spectrum is spread.
-        let w: Vec<f64> = (0..rows * cols).map(|ij| gaussian(&mut rng) * (1.0 + (ij % cols) as f64 / 3.0)).collect();
+        let w: Vec<f64> =
+            (0..rows * cols).map(|ij| gaussian(&mut rng) * (1.0 + (ij % cols) as f64 / 3.0)).collect();
         let w32 = f32s(&w);
         let w = f64s(&w32);
         let n = rows.min(cols);
@@ -213,14 +226,24 @@ fn truncated_svd_beats_other_rank_r_approximations_and_refuses_bad_input() {
     let (rows, cols, rank) = (24, 40, 6);
     let w = f32s(&normals(&mut rng, rows * cols));
     let f = truncated_svd(&w, rows, cols, rank).unwrap();
-    let err = |approx: &[f32]| frobenius2(&approx.iter().zip(&w).map(|(&a, &b)| (a - b) as f64).collect::<Vec<_>>());
+    let err = |approx: &[f32]| {
+        frobenius2(&approx.iter().zip(&w).map(|(&a, &b)| (a - b) as f64).collect::<Vec<_>>())
+    };
     let best = err(&f.product());
     // Perturbed factors do worse.
     for trial in 0..5 {
         let a: Vec<f32> = f.a.iter().map(|&x| x + 0.05 * rng.uniform()).collect();
         assert!(err(&product(&a, &f.b, rows, rank, cols)) > best, "perturbation {trial}");
     }
-    assert_eq!(truncated_svd(&w[1..], rows, cols, rank).unwrap_err().to_string(), Error::Invalid(format!("the matrices have {} and {} values, not {rows}×{cols}", rows * cols - 1, rows * cols - 1)).to_string());
+    assert_eq!(
+        truncated_svd(&w[1..], rows, cols, rank).unwrap_err().to_string(),
+        Error::Invalid(format!(
+            "the matrices have {} and {} values, not {rows}×{cols}",
+            rows * cols - 1,
+            rows * cols - 1
+        ))
+        .to_string()
+    );
     let refused = |r: squeeze::error::Result<squeeze::compress::lowrank::Factors>, says: &str| match r {
         Err(Error::Invalid(m)) => assert!(m.contains(says), "{m}"),
         other => panic!("accepted, wanted \"{says}\": {:?}", other.map(|f| f.rank)),
@@ -236,7 +259,10 @@ fn truncated_svd_beats_other_rank_r_approximations_and_refuses_bad_input() {
     assert_eq!(rank_for(0.5, 576, 576).unwrap(), 144);
     assert_eq!(rank_for(0.01, 64, 64).unwrap(), 1);
     match rank_for(0.5, 2, 2) {
-        Err(Error::Invalid(m)) => assert!(m.contains("rank-1 factors of a 2×2 matrix hold 4 parameters, not fewer than its 4"), "{m}"),
+        Err(Error::Invalid(m)) => assert!(
+            m.contains("rank-1 factors of a 2×2 matrix hold 4 parameters, not fewer than its 4"),
+            "{m}"
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -246,10 +272,12 @@ fn asvd_truncates_the_activation_weighted_matrix() {
     let mut rng = Rng::new(4);
     let (rows, cols, tokens, rank) = (48, 80, 600, 16);
     // Inputs whose channels differ in scale by up to 100×; one channel never active.
-    let channel: Vec<f64> = (0..cols).map(|j| if j == 5 { 0.0 } else { 10f64.powf(rng.uniform() as f64) }).collect();
+    let channel: Vec<f64> =
+        (0..cols).map(|j| if j == 5 { 0.0 } else { 10f64.powf(rng.uniform() as f64) }).collect();
     let x: Vec<f64> = (0..tokens * cols).map(|i| gaussian(&mut rng) * channel[i % cols]).collect();
-    let mean_abs: Vec<f32> =
-        (0..cols).map(|j| ((0..tokens).map(|t| x[t * cols + j].abs()).sum::<f64>() / tokens as f64) as f32).collect();
+    let mean_abs: Vec<f32> = (0..cols)
+        .map(|j| ((0..tokens).map(|t| x[t * cols + j].abs()).sum::<f64>() / tokens as f64) as f32)
+        .collect();
     let w = f32s(&normals(&mut rng, rows * cols));
     let s = scales(&mean_abs, 0.5);
     assert_eq!(s[5], 0.0);
@@ -273,7 +301,12 @@ fn asvd_truncates_the_activation_weighted_matrix() {
             .map(|t| {
                 let xt = &x[t * cols..(t + 1) * cols];
                 (0..rows)
-                    .map(|r| (0..cols).map(|j| (approx[r * cols + j] - w[r * cols + j]) as f64 * xt[j]).sum::<f64>().powi(2))
+                    .map(|r| {
+                        (0..cols)
+                            .map(|j| (approx[r * cols + j] - w[r * cols + j]) as f64 * xt[j])
+                            .sum::<f64>()
+                            .powi(2)
+                    })
                     .sum::<f64>()
             })
             .sum()
@@ -283,7 +316,9 @@ fn asvd_truncates_the_activation_weighted_matrix() {
     eprintln!("output error: ASVD {aware:e}, SVD {plain:e}");
     assert!(aware < 0.7 * plain, "ASVD {aware:e} vs SVD {plain:e}");
     match asvd(&w, rows, cols, &mean_abs[1..], 0.5, rank) {
-        Err(Error::Invalid(m)) => assert!(m.contains("79 input statistics for a matrix of 80 columns"), "{m}"),
+        Err(Error::Invalid(m)) => {
+            assert!(m.contains("79 input statistics for a matrix of 80 columns"), "{m}")
+        }
         other => panic!("{:?}", other.map(|f| f.rank)),
     }
 }
@@ -313,7 +348,8 @@ fn factorisation_timing() {
     });
 
     let gpu = common::gpu();
-    let tensor = gpu.upload_tensor("w", &[rows as u64, cols as u64], DType::F32, bytemuck::cast_slice(&w)).unwrap();
+    let tensor =
+        gpu.upload_tensor("w", &[rows as u64, cols as u64], DType::F32, bytemuck::cast_slice(&w)).unwrap();
     let out = gpu.storage_buffer("gram", (rows * rows * 4) as u64, wgpu::BufferUsages::empty()).unwrap();
     let run = || {
         pollster::block_on(async {
@@ -352,7 +388,13 @@ fn tokens(n: usize, seed: u64) -> Vec<u32> {
 fn run(gpu: &Gpu, model: &LoadedModel, recipe: &str) -> squeeze::error::Result<Compressed> {
     let recipe = Recipe::parse(recipe)?;
     let calib = tokens(128, 7);
-    pollster::block_on(compress(gpu, model, &recipe, Some(Calibration { tokens: &calib, seq_len: 64 }), &mut quiet))
+    pollster::block_on(compress(
+        gpu,
+        model,
+        &recipe,
+        Some(Calibration { tokens: &calib, seq_len: 64 }),
+        &mut quiet,
+    ))
 }
 
 fn logits(gpu: &Gpu, model: &LoadedModel, ids: &[u32]) -> Vec<f32> {
@@ -375,7 +417,8 @@ fn dense_substitute(gpu: &Gpu, c: &LoadedModel) -> LoadedModel {
         let info = &mut m.header.tensors[i];
         info.dtype = DType::F32;
         info.n_bytes = (p.len() * 4) as u64;
-        m.tensors[i] = gpu.upload_tensor(&info.name, &info.shape, DType::F32, bytemuck::cast_slice(&p)).unwrap();
+        m.tensors[i] =
+            gpu.upload_tensor(&info.name, &info.shape, DType::F32, bytemuck::cast_slice(&p)).unwrap();
     }
     m.extras.clear();
     m
@@ -387,7 +430,11 @@ fn factored_layers_run_as_two_matmuls_and_compute_the_dense_product() {
     let ids = tokens(40, 3);
     let cases = [
         ("llama, svd", tiny_llama_gguf(DType::F16, 31), r#"{"steps":[{"method":"svd","keep":0.6}]}"#),
-        ("llama, asvd on attention", tiny_llama_gguf(DType::Q8_0, 32), r#"{"steps":[{"method":"asvd","keep":0.3,"target":"attn"}]}"#),
+        (
+            "llama, asvd on attention",
+            tiny_llama_gguf(DType::Q8_0, 32),
+            r#"{"steps":[{"method":"asvd","keep":0.3,"target":"attn"}]}"#,
+        ),
         ("gpt2, svd", tiny_gpt2_gguf(DType::F32, 33), r#"{"steps":[{"method":"svd","keep":0.7}]}"#),
     ];
     for (what, bytes, recipe) in cases {
@@ -401,15 +448,29 @@ fn factored_layers_run_as_two_matmuls_and_compute_the_dense_product() {
             let rank = ((keep * (rows * cols) as f64) / (rows + cols) as f64).floor() as u64;
             assert_eq!(t.rank, Some(rank), "{what}: {}", t.name);
             // Both factors in F16, and nothing else stored for the matrix.
-            assert_eq!((t.bytes, info.n_bytes, t.dtype_after.as_str()), (2 * rank * (rows + cols), 0, "F16"), "{what}: {}", t.name);
+            assert_eq!(
+                (t.bytes, info.n_bytes, t.dtype_after.as_str()),
+                (2 * rank * (rows + cols), 0, "F16"),
+                "{what}: {}",
+                t.name
+            );
             assert_eq!(t.params, rows * cols);
         }
-        let saved: u64 = c.report.tensors.iter().map(|t| t.params - t.rank.unwrap() * (t.bytes / 2 / t.rank.unwrap())).sum();
+        let saved: u64 = c
+            .report
+            .tensors
+            .iter()
+            .map(|t| t.params - t.rank.unwrap() * (t.bytes / 2 / t.rank.unwrap()))
+            .sum();
         assert_eq!(c.report.params - c.report.params_stored, saved, "{what}: parameters stored");
         let size: u64 = c.model.header.tensors.iter().map(|t| t.n_bytes).sum::<u64>()
             + c.model.extras.values().map(|e| e.stored_bytes()).sum::<u64>();
         assert_eq!(c.report.size_bytes, size, "{what}");
-        assert!(c.report.steps[0].notes.iter().any(|n| n.contains("as two low-rank factors each")), "{what}: {:?}", c.report.steps[0].notes);
+        assert!(
+            c.report.steps[0].notes.iter().any(|n| n.contains("as two low-rank factors each")),
+            "{what}: {:?}",
+            c.report.steps[0].notes
+        );
 
         let two = logits(&gpu, &c.model, &ids);
         let one = logits(&gpu, &dense_substitute(&gpu, &c.model), &ids);
@@ -431,10 +492,16 @@ fn recipes_refuse_what_low_rank_cannot_do() {
         Err(Error::Invalid(m)) => assert!(m.contains(says), "{recipe}: {m}"),
         other => panic!("{recipe} was accepted: {:?}", other.map(|c| c.report.params)),
     };
-    refused(r#"{"steps":[{"method":"svd","keep":1.0}]}"#, "svd.keep is the share of each matrix's parameters");
+    refused(
+        r#"{"steps":[{"method":"svd","keep":1.0}]}"#,
+        "svd.keep is the share of each matrix's parameters",
+    );
     refused(r#"{"steps":[{"method":"asvd","keep":0}]}"#, "must lie in (0, 1)");
     refused(r#"{"steps":[{"method":"asvd","alpha":2}]}"#, "asvd.alpha must lie in [0, 1], not 2");
-    refused(r#"{"steps":[{"method":"svd","target":"token_embd"}]}"#, "token_embd.weight is not a linear layer inside a block");
+    refused(
+        r#"{"steps":[{"method":"svd","target":"token_embd"}]}"#,
+        "token_embd.weight is not a linear layer inside a block",
+    );
     refused(
         r#"{"steps":[{"method":"svd","target":"ffn_up"},{"method":"rtn","bits":4,"group":64}]}"#,
         "rtn on blk.0.ffn_up.weight: an earlier step stored it as two rank-136 factors",
@@ -456,7 +523,9 @@ fn recipes_refuse_what_low_rank_cannot_do() {
 #[test]
 fn asvd_beats_svd_on_smollm2() {
     let b = common::bench::bench();
-    let recipe = |method: &str| format!(r#"{{"steps":[{{"method":"{method}","keep":0.8,"target":"blk\\.[0-3]\\."}}]}}"#);
+    let recipe = |method: &str| {
+        format!(r#"{{"steps":[{{"method":"{method}","keep":0.8,"target":"blk\\.[0-3]\\."}}]}}"#)
+    };
     let (svd_c, svd) = b.run(&recipe("svd"));
     let (asvd_c, asvd) = b.run(&recipe("asvd"));
     for (what, c) in [("svd", &svd_c), ("asvd", &asvd_c)] {

@@ -16,7 +16,14 @@ pub fn scales(mean_abs: &[f32], alpha: f64) -> Vec<f32> {
 /// Rank-`rank` factors of the (rows, cols) `w` through the leading singular directions of W·S, with
 /// s = [`scales`]: A·B = U_r·U_rᵀ·W for U_r the top left singular vectors of W·S (B = Σ^½·Vᵀ·S⁻¹
 /// where S is invertible). `singular_values` are those of W·S.
-pub fn asvd(w: &[f32], rows: usize, cols: usize, mean_abs: &[f32], alpha: f64, rank: usize) -> Result<Factors> {
+pub fn asvd(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    mean_abs: &[f32],
+    alpha: f64,
+    rank: usize,
+) -> Result<Factors> {
     if mean_abs.len() != cols {
         return Err(Error::Invalid(format!(
             "{} input statistics for a matrix of {cols} columns",

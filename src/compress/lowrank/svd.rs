@@ -3,11 +3,12 @@
 //! for m > n, Wᵀ·W = V·Σ²·Vᵀ gives V and U = W·V·Σ⁻¹. A symmetric eigensolver of the smaller side
 //! (`linalg::symmetric_eigen`) costs about 9·min(m, n)³ flops, the Gram product min(m, n)²·max(m, n).
 //!
-//! Why the CPU: SmolLM2's largest matrix is 576 × 1536. On the 2-core development machine the f64 Gram
-//! of that shape takes TODO_GRAM_CPU ms on the CPU and TODO_GRAM_GPU ms through the GPU matmul on lavapipe
-//! (f32), and the 576 × 576 eigensolver TODO_EIGEN ms, which has no GPU kernel; with the Gram a small
-//! share of the whole, moving it to the GPU would trade f64 for f32 for little (measured by
-//! tests/lowrank.rs `factorisation_timing`, figures in README.md).
+//! Why the CPU: SmolLM2's largest matrix is 576 × 1536. On the shared 2-core development machine (two
+//! runs of tests/lowrank.rs `factorisation_timing`) its f64 Gram product takes 106–202 ms on the CPU
+//! against 0.84–2.7 s as an f32 matmul on the GPU (lavapipe, itself the CPU), and the 576 × 576
+//! eigensolver, which has no GPU kernel, 342–478 ms; the whole truncated SVD at keep 0.8 0.56–1.0 s.
+//! On a real GPU the Gram product would take milliseconds, but it is at most a third of the whole, and
+//! the GPU would compute it in f32: the CPU route stays, for every size.
 //!
 //! Squaring W squares its condition number, but the truncation only needs the leading singular
 //! directions, which the Gram matrix resolves to about √ε·σ₁ — far below what f16 factors keep.
@@ -35,7 +36,10 @@ pub(super) fn project(w: &[f32], m: &[f32], rows: usize, cols: usize, rank: usiz
         )));
     }
     if rank == 0 || rank > rows.min(cols) {
-        return Err(Error::Invalid(format!("rank {rank} of a {rows}×{cols} matrix: must lie in [1, {}]", rows.min(cols))));
+        return Err(Error::Invalid(format!(
+            "rank {rank} of a {rows}×{cols} matrix: must lie in [1, {}]",
+            rows.min(cols)
+        )));
     }
     if let Some(i) = w.iter().chain(m).position(|v| !v.is_finite()) {
         return Err(Error::Invalid(format!("value {} is not finite", i % (rows * cols))));
@@ -52,14 +56,7 @@ pub(super) fn project(w: &[f32], m: &[f32], rows: usize, cols: usize, rank: usiz
         }
     }
     let a = u.iter().enumerate().map(|(ki, &v)| (v * half[ki % rank]) as f32).collect();
-    Ok(Factors {
-        rows,
-        cols,
-        rank,
-        a,
-        b: b.iter().map(|&v| v as f32).collect(),
-        singular_values: sigma,
-    })
+    Ok(Factors { rows, cols, rank, a, b: b.iter().map(|&v| v as f32).collect(), singular_values: sigma })
 }
 
 /// The top `rank` left singular vectors of the (rows, cols) `m`, as the columns of a (rows, rank)
