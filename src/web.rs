@@ -228,8 +228,8 @@ impl Squeeze {
         compressed: Option<bool>,
     ) -> std::result::Result<JsValue, JsError> {
         let model = if compressed.unwrap_or(false) { self.compressed()? } else { self.loaded()? };
-        let tensor = model.tensor(&name).map_err(js_err)?;
-        let stats = tensor_stats(&self.gpu, tensor, bins, top_k as usize).await.map_err(js_err)?;
+        let tensor = model.matrix(&self.gpu, &name).await.map_err(js_err)?;
+        let stats = tensor_stats(&self.gpu, &tensor, bins, top_k as usize).await.map_err(js_err)?;
         to_js(&stats)
     }
 

@@ -158,6 +158,23 @@ pub const METHODS: &[MethodInfo] = &[
         defaults: || json!({"sparsity": 0.5, "pattern": "", "damp": 0.01, "block": 128}),
     },
     MethodInfo {
+        name: "svd",
+        calibrated: false,
+        about: "Low-rank factorisation: each matrix W becomes A·B of rank r, from its r largest singular \
+                values (the best rank-r approximation), r chosen so the two factors hold `keep` of W's \
+                parameters. Data-free; the factors are stored F16 and run as two matmuls, so the layer \
+                computes r·(in + out) multiply-adds per token instead of in·out.",
+        defaults: || json!({"keep": 0.8}),
+    },
+    MethodInfo {
+        name: "asvd",
+        calibrated: true,
+        about: "Activation-aware SVD: factorises W·S, with S = mean|x|^α per input channel from calibration \
+                text, and folds S⁻¹ back into the second factor, so the channels that carry large \
+                activations are reproduced best. Same rank, storage and two matmuls as svd.",
+        defaults: || json!({"keep": 0.8, "alpha": 0.5}),
+    },
+    MethodInfo {
         name: "drop_layers",
         calibrated: true,
         about: "Depth pruning: removes the `count` transformer blocks that matter least on the calibration \
@@ -397,8 +414,18 @@ impl Step {
                 )));
             }
         }
+        if matches!(m.as_str(), "svd" | "asvd") {
+            let keep = self.f64("keep");
+            if !(keep > 0.0 && keep < 1.0) {
+                return Err(invalid(&format!(
+                    "{m}.keep is the share of each matrix's parameters the factors hold: it must lie in \
+                     (0, 1) (factors holding all of them would not be smaller), not {keep}"
+                )));
+            }
+        }
+        let keep_max = if m == "owq" { 0.5 } else { 1.0 };
         for (key, lo, hi) in
-            [("damp", 0.0, 1.0), ("alpha", 0.0, 1.0), ("keep", 0.0, 0.5), ("threshold", 0.0, 1e6)]
+            [("damp", 0.0, 1.0), ("alpha", 0.0, 1.0), ("keep", 0.0, keep_max), ("threshold", 0.0, 1e6)]
         {
             if let Some(v) = self.params.get(key).and_then(Value::as_f64) {
                 if !(lo..=hi).contains(&v) {

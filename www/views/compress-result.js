@@ -139,7 +139,8 @@ export function createCompressResult(root, { rpc, showError, openTensor }) {
   function renderTable() {
     q('.report-table tbody').innerHTML = sorted(tensors).map((t) => `<tr tabindex="0" data-name="${fmt.esc(t.name)}">
       <td class="mono">${fmt.esc(t.name)}</td><td>${fmt.esc(t.method)}</td>
-      <td><code>${fmt.esc(t.dtype_before)}</code> → <code>${fmt.esc(t.dtype_after)}</code></td>
+      <td><code>${fmt.esc(t.dtype_before)}</code> → <code>${fmt.esc(t.dtype_after)}</code>${t.rank == null ? ''
+        : ` <span title="stored as two factors A·B of this rank, run as two matmuls">rank ${t.rank}</span>`}</td>
       <td class="num">${t.bpw.toFixed(3)}</td><td class="num">${fmt.bytes(t.bytes)}</td>
       <td class="num">${fmt.num(t.rel_mse, 3)}</td><td class="num">${fmt.num(t.output_err, 3)}</td>
       <td class="num">${fmt.integer(t.outliers)}</td><td class="num">${fmt.percent(t.sparsity)}</td>
