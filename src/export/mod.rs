@@ -186,8 +186,12 @@ impl Export {
 
         let mut tensors = Vec::new();
         let mut jobs = Vec::new();
-        for (i, ((t, (out_dtype, action, mut reason)), (out_name, rows_from))) in
-            header.tensors.iter().zip(decisions).zip(naming.names.into_iter().zip(naming.rows_from)).enumerate()
+        for (i, ((t, (out_dtype, action, mut reason)), (out_name, rows_from))) in header
+            .tensors
+            .iter()
+            .zip(decisions)
+            .zip(naming.names.into_iter().zip(naming.rows_from))
+            .enumerate()
         {
             let bytes = writer.declare(&out_name, &t.shape, out_dtype)?;
             if rows_from.is_some() {

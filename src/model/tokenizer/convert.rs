@@ -75,7 +75,8 @@ impl Tokenizer {
 
     /// The `tokenizer.ggml.*` metadata llama.cpp reads for this byte-level BPE tokenizer.
     pub fn to_gguf_metadata(&self) -> Vec<(String, MetaValue)> {
-        let strings = |items: Vec<String>| MetaValue::Array(items.into_iter().map(MetaValue::String).collect());
+        let strings =
+            |items: Vec<String>| MetaValue::Array(items.into_iter().map(MetaValue::String).collect());
         let mut meta = vec![
             ("tokenizer.ggml.model", MetaValue::String("gpt2".into())),
             ("tokenizer.ggml.pre", MetaValue::String(self.pre.gguf_name().into())),
@@ -117,9 +118,7 @@ impl Tokenizer {
 
 /// The pre_tokenizer steps Hugging Face writes for each type.
 fn pre_tokenizer_json(pre: PreTokenizer) -> Value {
-    let byte_level = |use_regex: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
-    };
+    let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
     let split = |regex: &str| {
         json!({"type": "Sequence", "pretokenizers": [
             {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false},

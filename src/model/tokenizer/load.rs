@@ -87,8 +87,9 @@ impl Tokenizer {
                 .filter_map(|name| id_of(name))
                 .find(|&id| kinds[id as usize] != TokenKind::Normal)
                 .ok_or_else(|| {
-                    let what =
-                        format!("no end-of-text token among the added tokens (looked for {EOS_CANDIDATES:?})");
+                    let what = format!(
+                        "no end-of-text token among the added tokens (looked for {EOS_CANDIDATES:?})"
+                    );
                     unsupported(TOKENIZER_JSON, what)
                 })
         };
