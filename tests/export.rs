@@ -572,7 +572,11 @@ fn hugging_face_llama_exported_as_gguf_takes_llama_cpp_names_rotary_order_and_me
     for t in &original.header.tensors {
         assert_eq!(in_file(&file, &again, &t.name), stored(&gpu, &original, &t.name), "{}", t.name);
     }
-    assert!(!plan.notes.iter().any(|n| n.contains("tokenizer")), "{:?}", plan.notes);
+    assert!(
+        plan.notes.iter().any(|n| n.contains("tokenizer.json and tokenizer_config.json built")),
+        "{:?}",
+        plan.notes
+    );
     assert_eq!(tokenizer(&again).unwrap().encode(text, true, true), want.encode(text, true, true));
 }
 
@@ -589,7 +593,11 @@ fn smollm2_through_safetensors_and_back_to_gguf_is_the_same_file_for_llama_cpp()
 
     // GGUF → safetensors: tokenizer.json and tokenizer_config.json come along and tokenize alike.
     let (plan, file) = export(&gpu, &original, &original, None, ExportFormat::Safetensors);
-    assert!(!plan.notes.iter().any(|n| n.contains("tokenizer")), "{:?}", plan.notes);
+    assert!(
+        plan.notes.iter().any(|n| n.contains("tokenizer.json and tokenizer_config.json built")),
+        "{:?}",
+        plan.notes
+    );
     let hf = load_mem(&gpu, &[MemSource { name: "smollm2.safetensors".into(), bytes: file }]);
     assert!(hf.header.tokenizer_json.is_some() && hf.header.tokenizer_config.is_some());
     let (tok, hf_tok) = (tokenizer(&original.header).unwrap(), tokenizer(&hf.header).unwrap());

@@ -39,6 +39,12 @@ pub(super) fn writer(
     };
     match tokenizer_files {
         Ok((json, config)) => {
+            if header.container == Container::Gguf {
+                notes.push(
+                    "tokenizer.json and tokenizer_config.json built from the GGUF's tokenizer.ggml.* metadata"
+                        .into(),
+                );
+            }
             w.set_metadata(TOKENIZER_KEY, json)?;
             if let Some(config) = config {
                 w.set_metadata(TOKENIZER_CONFIG_KEY, config)?;
