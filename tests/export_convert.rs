@@ -70,6 +70,7 @@ fn hugging_face_llama_exported_as_gguf_takes_llama_cpp_names_rotary_order_and_me
         Some("rows put in llama.cpp's interleaved rotary order")
     );
     assert!(back.tensor("output.weight").is_err(), "tied embeddings: no output head");
+    assert!(plan.notes.iter().any(|n| n.contains("metadata built from config.json")), "{:?}", plan.notes);
 
     // Hyperparameters from config.json, the tokenizer from tokenizer.json and tokenizer_config.json.
     let meta = |key: &str| back.metadata.get(key).cloned().unwrap_or_else(|| panic!("{key} missing"));

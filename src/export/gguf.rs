@@ -40,7 +40,14 @@ pub(super) fn writer(
 ) -> Result<GgufWriter> {
     let source = match header.container {
         Container::Gguf => header.metadata.clone(),
-        Container::Safetensors => from_hugging_face(header, cfg)?,
+        Container::Safetensors => {
+            notes.push(
+                "metadata built from config.json and tokenizer.json (with tokenizer_config.json when given), as \
+                 llama.cpp's convert_hf_to_gguf.py writes it"
+                    .into(),
+            );
+            from_hugging_face(header, cfg)?
+        }
     };
     let mut w = GgufWriter::new();
     for (key, value) in metadata(&source, &header.files, shapes, recipe, quantised, notes) {
