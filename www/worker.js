@@ -111,6 +111,11 @@ const ops = {
   },
 
   /** Histogram of Ŵ − W of one compressed tensor, and its weights kept in 16 bit. */
+  /** Share of zeros per cell of a grid over a window of a compressed matrix (the pruning mask view). */
+  async zeroMap({ name, window, gridRows, gridCols }) {
+    return ready().zero_map(name, window, gridRows, gridCols);
+  },
+
   async weightError({ name, bins }) {
     return ready().weight_error(name, bins);
   },

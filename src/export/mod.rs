@@ -6,7 +6,9 @@
 //! formats as bytes with their layout named in the header. What cannot go out as stored — a packed
 //! format in GGUF, or a layer with run-time extras (SpQR/OWQ's 16-bit corrections, SmoothQuant's or
 //! LLM.int8()'s activation quantisation) — is decoded and written as F16 (F32 when the source tensor
-//! was F32). The plan says per tensor which it will be, before any byte is written.
+//! was F32). A matrix stored as two low-rank factors (SVD, ASVD) goes out the same way, as their
+//! product: neither format has a layer made of two matrices that llama.cpp or transformers would run.
+//! The plan says per tensor which it will be, before any byte is written.
 
 mod gguf;
 mod naming;
@@ -270,6 +272,11 @@ fn decide(
     let wide = if source_f32 { DType::F32 } else { DType::F16 };
     let format_name = format.extension();
     let reason = match extras {
+        Some(LinearExtras { low_rank: Some(f), .. }) => Some(format!(
+            "stored as two rank-{} factors (A·B, run as two matmuls), which {format_name} cannot say; \
+             their product is written",
+            f.rank()
+        )),
         Some(e) if !e.corrections.is_empty() => Some(format!(
             "{} weights kept in 16 bit beside it (SpQR/OWQ) added back into the matrix",
             e.corrections.len()
@@ -303,9 +310,10 @@ fn export_name(source: &str, format: ExportFormat) -> String {
 async fn tensor_bytes(gpu: &Gpu, model: &LoadedModel, job: &Job) -> Result<Vec<u8>> {
     let t = &model.tensors[job.index];
     let stored = gpu.read_bytes(&t.buffer, 0, t.n_bytes).await?;
-    let bytes = match job.decode_to {
-        None => stored,
-        Some(dtype) => {
+    let bytes = match (job.decode_to, model.low_rank(job.index)) {
+        (None, _) => stored,
+        (Some(dtype), Some(f)) => encode(dtype, &f.product(gpu).await?),
+        (Some(dtype), None) => {
             let mut values = dequantize(t.dtype, &stored, t.n_elements() as usize)
                 .map_err(|e| Error::Invalid(format!("exporting {}: {e}", t.name)))?;
             if let Some(extras) = model.extras.get(&job.index) {
