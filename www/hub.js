@@ -1,7 +1,6 @@
 // Models from the Hugging Face hub (or any server with its URL layout, `<hub>/<repo>/resolve/<rev>/<file>`)
 // and from plain addresses. parseSource turns what a user typed into a source; hubFiles lists the files a
-// repo's model needs (config.json, tokenizer.json, tokenizer_config.json, and model.safetensors or the
-// shards its index names).
+// repo's model needs (config.json, tokenizer.json, and model.safetensors or the shards its index names).
 
 export const HF_HUB = 'https://huggingface.co';
 
@@ -63,8 +62,7 @@ export function sourceLabel(source) {
 
 /**
  * The files a hub source needs, in download order: the one file it names, or a safetensors model's
- * config.json, tokenizer.json (optional: without it the model loads but cannot run), tokenizer_config.json
- * (optional: BOS/EOS and the chat template) and weights, as
+ * config.json, tokenizer.json (optional: without it the model loads but cannot run) and weights, as
  * [{name, url, blob}]. `fetchSmall(url, name)` fetches a small file as a Blob (null for a 404); the weights
  * are left for the caller to download (no blob yet).
  */
@@ -81,7 +79,6 @@ export async function hubFiles(source, fetchSmall) {
       'repo. For a GGUF repo, name the file: owner/name/model.Q4_0.gguf.');
   }
   await fetchNamed('tokenizer.json');
-  await fetchNamed('tokenizer_config.json');
   const index = await fetchNamed('model.safetensors.index.json');
   if (!index) {
     files.push({ name: 'model.safetensors', url: fileUrl(source, 'model.safetensors') });
