@@ -17,7 +17,7 @@ use squeeze::formats::{DType, MemSource, MetaValue};
 use squeeze::model::config::{ModelConfig, Role};
 use squeeze::model::{load, tokenizer};
 
-/// A tokenizer.json over the tiny vocabulary (`<t0>` … `<t299>`, no merges) and its tokenizer_config.json.
+/// A tokenizer.json over the tiny vocabulary (`<t0>` … `<t299>`, two merges) and its tokenizer_config.json.
 fn tiny_tokenizer_files() -> [MemSource; 2] {
     let vocab: serde_json::Map<String, serde_json::Value> =
         (0..TINY_VOCAB).map(|i| (format!("<t{i}>"), serde_json::json!(i))).collect();
