@@ -9,45 +9,26 @@
 
 mod common;
 
+use common::export::{
+    export, in_file, llama_cpp_ppl, llama_perplexity, load_mem, open, ppl, quiet, stored, tokens,
+};
 use common::{
-    real_model_path, tiny_gguf, tiny_llama_gguf, tiny_llama_gguf_tensors, tiny_llama_meta,
-    tiny_llama_safetensors, Init, Rng, TINY_VOCAB,
+    gpu, real_model_path, tiny_gguf, tiny_llama_gguf, tiny_llama_gguf_tensors, tiny_llama_meta,
+    tiny_llama_safetensors, Init,
 };
 use squeeze::compress::{compress, Calibration, Compressed, Recipe};
 use squeeze::cpu::dequant::dequantize;
 use squeeze::error::Error;
-use squeeze::eval::perplexity::{perplexity, Convention};
 use squeeze::export::{
     check_out_path, hf_rows_from_gguf, write_file, Action, Export, ExportFormat, ExportPlan,
 };
 use squeeze::formats::source::FileSource;
 use squeeze::formats::{open_model, DType, MemSource, MetaValue, ModelHeader};
-use squeeze::gpu::{Gpu, GpuOptions};
+use squeeze::gpu::Gpu;
 use squeeze::model::config::{ModelConfig, Role};
-use squeeze::model::runner::Runner;
 use squeeze::model::{load, tokenizer, LoadedModel};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-fn quiet(_: &str, _: u64, _: u64) {}
-
-fn gpu() -> Gpu {
-    pollster::block_on(Gpu::new(GpuOptions::default())).expect("a Vulkan adapter (lavapipe in CI)")
-}
-
-fn load_mem(gpu: &Gpu, files: &[MemSource]) -> LoadedModel {
-    pollster::block_on(load(gpu, files, &mut quiet)).unwrap()
-}
-
-fn open(name: &str, bytes: Vec<u8>) -> ModelHeader {
-    pollster::block_on(open_model(&[MemSource { name: name.into(), bytes }])).unwrap()
-}
-
-/// Random token ids of the tiny vocabulary.
-fn tokens(n: usize, seed: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed);
-    (0..n).map(|_| (rng.next_u64() % TINY_VOCAB) as u32).collect()
-}
 
 fn compressed(gpu: &Gpu, model: &LoadedModel, recipe: &str) -> (Recipe, Compressed) {
     let recipe = Recipe::parse(recipe).unwrap();
@@ -55,35 +36,6 @@ fn compressed(gpu: &Gpu, model: &LoadedModel, recipe: &str) -> (Recipe, Compress
     let calibration = Calibration { tokens: &calib, seq_len: 64 };
     let c = pollster::block_on(compress(gpu, model, &recipe, Some(calibration), &mut quiet)).unwrap();
     (recipe, c)
-}
-
-/// The whole export in memory, piece by piece as the page receives it.
-fn export(
-    gpu: &Gpu,
-    original: &LoadedModel,
-    model: &LoadedModel,
-    recipe: Option<&Recipe>,
-    format: ExportFormat,
-) -> (ExportPlan, Vec<u8>) {
-    let mut e = Export::new(original, model, recipe, format).unwrap();
-    let mut file = Vec::new();
-    while let Some(piece) = pollster::block_on(e.next_piece(gpu, model)).unwrap() {
-        file.extend(piece);
-    }
-    assert_eq!(file.len() as u64, e.plan().bytes, "the plan announces the file's size");
-    (e.plan().clone(), file)
-}
-
-/// A model's stored bytes of tensor `name`, read back from the GPU.
-fn stored(gpu: &Gpu, model: &LoadedModel, name: &str) -> Vec<u8> {
-    let t = model.tensor(name).unwrap();
-    pollster::block_on(gpu.read_bytes(&t.buffer, 0, t.n_bytes)).unwrap()
-}
-
-/// Tensor `name`'s bytes in an exported file.
-fn in_file<'f>(file: &'f [u8], header: &ModelHeader, name: &str) -> &'f [u8] {
-    let t = header.tensor(name).unwrap();
-    &file[t.offset as usize..(t.offset + t.n_bytes) as usize]
 }
 
 /// The values the model computes with for tensor `name`: decoded, kept 16-bit weights added.
@@ -97,22 +49,6 @@ fn effective_values(gpu: &Gpu, model: &LoadedModel, name: &str) -> Vec<f32> {
         }
     }
     v
-}
-
-fn ppl(gpu: &Gpu, model: &LoadedModel, tokens: &[u32], ctx: usize, chunks: usize, bos: Option<u32>) -> f64 {
-    let mut runner = Runner::new(gpu, model, ctx, ctx).unwrap();
-    let p = pollster::block_on(perplexity(
-        &mut runner,
-        tokens,
-        ctx,
-        Some(chunks),
-        bos,
-        Convention::LlamaCpp,
-        &mut quiet,
-    ))
-    .unwrap();
-    assert_eq!(p.chunks, chunks);
-    p.ppl
 }
 
 /// Every tensor the plan stores is in the file bit for bit, under its own type and shape.
@@ -286,6 +222,7 @@ fn gguf_llama_exported_as_safetensors_takes_hugging_face_names_and_rotary_order(
     let back = open("tiny-squeezed.safetensors", file.clone());
     let cfg = ModelConfig::from_header(&back).unwrap();
     assert_eq!((cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.d_ffn), (2, 4, 2, 512));
+    // The tiny GGUF's tokenizer has no pre-tokenizer or merges: nothing to write a tokenizer.json from.
     assert!(plan.notes.iter().any(|n| n.contains("no tokenizer.json")), "{:?}", plan.notes);
 
     let gguf = ModelConfig::from_header(&c.model.header).unwrap();
@@ -355,11 +292,14 @@ fn impossible_exports_and_bad_paths_say_why() {
     assert!(e.to_string().contains("must end in .gguf or .safetensors"), "{e}");
     assert_eq!(ExportFormat::from_file_name("OUT.GGUF").unwrap(), ExportFormat::Gguf);
 
-    // A Hugging Face source cannot become GGUF here.
+    // A Hugging Face source without its tokenizer.json cannot become a GGUF llama.cpp runs.
     let gpu = gpu();
     let hf = load_mem(&gpu, &tiny_llama_safetensors(DType::F16, 16));
     let e = Export::new(&hf, &hf, None, ExportFormat::Gguf).err().unwrap();
-    assert!(matches!(e, Error::Invalid(_)) && e.to_string().contains("export .safetensors instead"), "{e}");
+    assert!(
+        matches!(e, Error::Invalid(_)) && e.to_string().contains("needs the model's tokenizer.json"),
+        "{e}"
+    );
 
     // The input, named directly, through its directory, or through another spelling of its path.
     let dir = std::env::temp_dir().join(format!("squeeze-export-{}", std::process::id()));
@@ -402,29 +342,6 @@ fn cli_refuses_to_overwrite_its_input_before_doing_any_work() {
     }
     assert_eq!(std::fs::metadata(&model).unwrap().len(), len);
     std::fs::remove_file(recipe).unwrap();
-}
-
-/// `llama-perplexity` from LLAMA_PERPLEXITY or the PATH.
-fn llama_perplexity() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("LLAMA_PERPLEXITY") {
-        return Some(PathBuf::from(p));
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join("llama-perplexity"))
-        .find(|p| p.is_file())
-}
-
-/// llama.cpp's final estimate for `model` on `text` ("Final estimate: PPL = 39.5889 +/- 4.22169").
-fn llama_cpp_ppl(bin: &Path, model: &Path, text: &Path, ctx: usize, chunks: usize) -> f64 {
-    let out = Command::new(bin)
-        .args(["-m", model.to_str().unwrap(), "-f", text.to_str().unwrap(), "-t", "2"])
-        .args(["-c", &ctx.to_string(), "--chunks", &chunks.to_string()])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let tail =
-        log.split("Final estimate: PPL = ").nth(1).unwrap_or_else(|| panic!("llama-perplexity: {log}"));
-    tail.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 /// SmolLM2 loaded, with Hamlet tokenised for perplexity and llama-perplexity found (or a loud note that

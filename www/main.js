@@ -19,7 +19,7 @@ import { createTour } from './tour.js';
 
 const DEFAULT_MODEL = { file: 'SmolLM2-135M-Instruct.Q4_1.gguf', name: 'SmolLM2-135M-Instruct', quant: 'Q4_1' };
 // A dropped folder also holds READMEs, licences, generation configs …; the loader wants only these.
-const MODEL_FILE = /(\.gguf|\.safetensors|^config\.json|^model\.safetensors\.index\.json|^tokenizer\.json)$/;
+const MODEL_FILE = /(\.gguf|\.safetensors|^config\.json|^model\.safetensors\.index\.json|^tokenizer\.json|^tokenizer_config\.json)$/;
 
 const $ = (sel) => document.querySelector(sel);
 const initial = readState();

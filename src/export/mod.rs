@@ -11,10 +11,11 @@
 //! The plan says per tensor which it will be, before any byte is written.
 
 mod gguf;
+mod naming;
 mod safetensors;
 mod shapes;
 
-pub use safetensors::hf_rows_from_gguf;
+pub use naming::hf_rows_from_gguf;
 pub use shapes::Shapes;
 
 use crate::compress::Recipe;
@@ -22,7 +23,7 @@ use crate::cpu::dequant::dequantize;
 use crate::error::{Error, Result};
 use crate::formats::gguf_write::GgufWriter;
 use crate::formats::safetensors_write::SafetensorsWriter;
-use crate::formats::{DType, FileLayout, TensorInfo};
+use crate::formats::{Container, DType, FileLayout, TensorInfo};
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::linear::LinearExtras;
@@ -160,9 +161,6 @@ impl Export {
         format: ExportFormat,
     ) -> Result<Export> {
         let header = &model.header;
-        if format == ExportFormat::Gguf {
-            gguf::check_source(header)?;
-        }
         let cfg = ModelConfig::from_header(header)?;
         let shapes = Shapes::of(header, &cfg)?;
         let mut notes = Vec::new();
@@ -173,27 +171,33 @@ impl Export {
             .enumerate()
             .map(|(i, t)| decide(format, t, model.extras.get(&i), source_is_f32(original, &t.name)))
             .collect();
-        let (names, rows_from, mut writer) = match format {
+        let (to, mut writer) = match format {
             ExportFormat::Gguf => {
                 let quantised = decisions.iter().any(|(d, _, _)| d.block_size() > 1);
-                let w = gguf::writer(header, &shapes, recipe, quantised, &mut notes)?;
-                let names = header.tensors.iter().map(|t| t.name.clone()).collect();
-                (names, vec![None; header.tensors.len()], Writer::Gguf(w))
+                let w = gguf::writer(header, &cfg, &shapes, recipe, quantised, &mut notes)?;
+                (Container::Gguf, Writer::Gguf(w))
             }
             ExportFormat::Safetensors => {
-                let (naming, w) = safetensors::writer(header, &cfg, &shapes, recipe, &mut notes)?;
-                (naming.names, naming.rows_from, Writer::Safetensors(w))
+                let w = safetensors::writer(header, &cfg, &shapes, recipe, &mut notes)?;
+                (Container::Safetensors, Writer::Safetensors(w))
             }
         };
+        // The GGUF side keeps q/k rows interleaved when its architecture is "llama".
+        let interleaved = header.container != to && gguf::architecture(header)? == "llama";
+        let naming = naming::naming(header, &cfg, &shapes, to, interleaved)?;
 
         let mut tensors = Vec::new();
         let mut jobs = Vec::new();
-        for (i, ((t, (out_dtype, action, mut reason)), (out_name, rows_from))) in
-            header.tensors.iter().zip(decisions).zip(names.into_iter().zip(rows_from)).enumerate()
+        for (i, ((t, (out_dtype, action, mut reason)), (out_name, rows_from))) in header
+            .tensors
+            .iter()
+            .zip(decisions)
+            .zip(naming.names.into_iter().zip(naming.rows_from))
+            .enumerate()
         {
             let bytes = writer.declare(&out_name, &t.shape, out_dtype)?;
             if rows_from.is_some() {
-                reason = Some("rows put back from llama.cpp's interleaved rotary order".into());
+                reason = Some(naming.reorder_reason.into());
             }
             jobs.push(Job {
                 index: i,

@@ -106,11 +106,14 @@ impl ModelView {
     }
 }
 
-/// The model's tokenizer: from GGUF metadata, or from the tokenizer.json of a model directory.
+/// The model's tokenizer: from GGUF metadata, or from the tokenizer.json (and tokenizer_config.json) of a
+/// model directory.
 pub fn tokenizer(header: &ModelHeader) -> Result<tokenizer::Tokenizer> {
     match (header.container, &header.tokenizer_json) {
         (Container::Gguf, _) => tokenizer::Tokenizer::from_gguf(&header.metadata),
-        (Container::Safetensors, Some(json)) => tokenizer::Tokenizer::from_tokenizer_json(json),
+        (Container::Safetensors, Some(json)) => {
+            tokenizer::Tokenizer::from_hugging_face(json, header.tokenizer_config.as_ref())
+        }
         (Container::Safetensors, None) => Err(Error::Invalid(format!(
             "{}: no tokenizer.json among the model files; add it to run the model",
             header.files.join(", ")
