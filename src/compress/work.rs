@@ -50,7 +50,7 @@ impl Rewrite {
 }
 
 impl<'a> Work<'a> {
-    /// Work on `first` (`original`, or the shallower model drop_layers made of it).
+    /// Work on `first` (`original`, or the model structural steps made of it).
     pub fn new(gpu: &'a Gpu, original: &'a LoadedModel, first: &LoadedModel, recipe: &Recipe) -> Work<'a> {
         let model = LoadedModel {
             header: first.header.clone(),
@@ -68,6 +68,7 @@ impl<'a> Work<'a> {
                 notes: Vec::new(),
                 sparsity: 0.0,
                 zeros_lost: 0,
+                removed: Vec::new(),
                 params: 0,
                 zeros: 0,
             })
@@ -207,7 +208,8 @@ impl<'a> Work<'a> {
             m.header.tensors.iter().map(|t| t.n_bytes).sum::<u64>()
                 + m.extras.values().map(LinearExtras::stored_bytes).sum::<u64>()
         };
-        let params: u64 = self.model.header.tensors.iter().map(|t| t.n_elements()).sum();
+        let count = |m: &LoadedModel| m.header.tensors.iter().map(|t| t.n_elements()).sum::<u64>();
+        let params = count(&self.model);
         let size_bytes = size(&self.model);
         // A tensor two steps rewrote (pruned, then quantised) is stored as the last one left it.
         let last: HashMap<&str, &TensorReport> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -221,6 +223,7 @@ impl<'a> Work<'a> {
             calib_seconds,
             seconds,
             params,
+            params_original: count(self.original),
             size_bytes,
             size_bytes_original: size(self.original),
             bpw: size_bytes as f64 * 8.0 / params as f64,
