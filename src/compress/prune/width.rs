@@ -363,6 +363,12 @@ pub async fn prune_width(
             cfg.family
         )));
     }
+    let total = match unit {
+        Unit::Heads => cfg.n_kv_heads,
+        Unit::Neurons => cfg.d_ffn,
+        Unit::Embedding => cfg.d_model,
+    };
+    let keep = kept_count(unit, ratio, total)?;
     let stats = match (importance, calibration) {
         (Importance::Magnitude, _) => None,
         (_, Some(c)) => Some(channel_stats(gpu, model, c, progress).await?),
@@ -377,12 +383,6 @@ pub async fn prune_width(
     let mut cut = Cut::default();
     let mut removed = Vec::new();
     let mut widths = Widths::of(&cfg);
-    let total = match unit {
-        Unit::Heads => cfg.n_kv_heads,
-        Unit::Neurons => cfg.d_ffn,
-        Unit::Embedding => cfg.d_model,
-    };
-    let keep = kept_count(unit, ratio, total)?;
     match unit {
         Unit::Heads => {
             let per_group = cfg.n_heads / cfg.n_kv_heads;
