@@ -251,7 +251,7 @@ fn flap_removes_units_that_contribute_nothing_and_the_logits_stay() {
             Box::new(move |c: usize| c >= 2 * hd) as Box<dyn Fn(usize) -> bool>,
             "1",
         ),
-        ("prune_neurons", 0.25, "ffn_down", Box::new(|c: usize| c % 4 == 0), ""),
+        ("prune_neurons", 0.25, "ffn_down", Box::new(|c: usize| c.is_multiple_of(4)), ""),
     ];
     for (method, ratio, weight, silent, want_removed) in cases {
         let model = with_silent_units(&gpu, weight, silent.as_ref());
@@ -260,7 +260,9 @@ fn flap_removes_units_that_contribute_nothing_and_the_logits_stay() {
         for r in &c.report.steps[0].removed {
             match method {
                 "prune_heads" => assert_eq!(r.indices, want_removed, "{method}: block {:?}", r.layer),
-                _ => assert!(expand(&r.indices).iter().all(|&n| n % 4 == 0), "{method}: {}", r.indices),
+                _ => {
+                    assert!(expand(&r.indices).iter().all(|n| n.is_multiple_of(4)), "{method}: {}", r.indices)
+                }
             }
         }
         // The compensation of units that add nothing is nothing.

@@ -214,7 +214,7 @@ impl<'a> Work<'a> {
         // A tensor two steps rewrote (pruned, then quantised) is stored as the last one left it.
         let last: HashMap<&str, &TensorReport> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         let (c_bytes, c_params) = last.values().fold((0, 0), |(b, p), t| (b + t.bytes, p + t.params));
-        let zeros: f64 = last.values().map(|t| t.sparsity * t.params as f64).sum();
+        let zeros = last.values().fold(0.0, |z, t| z + t.sparsity * t.params as f64);
         let report = CompressReport {
             recipe: self.recipe,
             steps: self.steps,

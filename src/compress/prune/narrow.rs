@@ -38,11 +38,21 @@ impl Widths {
     }
 }
 
+/// What to keep of one tensor.
+#[derive(Debug, Default)]
+struct Keep {
+    rows: Option<Vec<usize>>,
+    /// A vector's entries are its columns.
+    cols: Option<Vec<usize>>,
+    /// Whether the model must have the tensor.
+    required: bool,
+}
+
 /// What to keep of which tensor.
 #[derive(Debug, Default)]
 pub struct Cut {
-    /// By tensor name: kept rows, kept columns (a vector's entries), and whether the model must have it.
-    keep: BTreeMap<String, (Option<Vec<usize>>, Option<Vec<usize>>, bool)>,
+    /// By tensor name.
+    keep: BTreeMap<String, Keep>,
     /// (name, the tensor it follows, f32 values): a new vector, or one replacing the tensor of that name.
     vectors: Vec<(String, String, Vec<f32>)>,
 }
@@ -50,13 +60,14 @@ pub struct Cut {
 impl Cut {
     /// Keep these rows (outer index) of matrix `name`.
     pub fn rows(&mut self, name: &str, rows: &[usize]) {
-        self.keep.entry(name.into()).or_insert((None, None, true)).0 = Some(rows.to_vec());
+        let entry = self.keep.entry(name.into()).or_default();
+        entry.rows = Some(rows.to_vec());
+        entry.required = true;
     }
 
     /// Keep these columns of matrix `name`, if the model has it (an untied output head may be absent).
     pub fn cols(&mut self, name: &str, cols: &[usize]) {
-        let entry = self.keep.entry(name.into()).or_insert((None, None, false));
-        entry.1 = Some(cols.to_vec());
+        self.keep.entry(name.into()).or_default().cols = Some(cols.to_vec());
     }
 
     /// Keep these entries of vector `name` (a norm or a bias), if the model has it.
@@ -79,7 +90,7 @@ pub struct Narrowing {
 /// `model` with `cut` applied and `widths` in its metadata.
 pub async fn narrow(gpu: &Gpu, model: &LoadedModel, cut: &Cut, widths: &Widths) -> Result<Narrowing> {
     let present = |name: &str| model.header.tensors.iter().any(|t| t.name == name);
-    if let Some((name, _)) = cut.keep.iter().find(|(name, k)| k.2 && !present(name)) {
+    if let Some((name, _)) = cut.keep.iter().find(|(name, k)| k.required && !present(name)) {
         return Err(Error::Invalid(format!("width pruning: the model has no tensor {name}")));
     }
     let mut header = model.header.clone();
@@ -98,7 +109,7 @@ pub async fn narrow(gpu: &Gpu, model: &LoadedModel, cut: &Cut, widths: &Widths) 
                 header.tensors.push(info.clone());
                 tensors.push(tensor.clone());
             }
-            Some((rows, cols, _)) => {
+            Some(Keep { rows, cols, .. }) => {
                 if model.extras.contains_key(&i) {
                     return Err(Error::Invalid(format!(
                         "width pruning: {} has run-time extras from an earlier step; prune width first",
