@@ -5,11 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 
-# Native GPU tests run on whatever Vulkan adapter is present (lavapipe on a machine without a GPU).
-export WGPU_BACKEND=vulkan
-# The Vulkan loader complains on every device creation when this is unset; give it a private one.
-export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/squeeze-runtime-$(id -u)}"
-mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+source scripts/vulkan-env.sh
 echo; echo "== cargo fmt / clippy"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

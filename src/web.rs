@@ -11,6 +11,7 @@ use crate::eval::perplexity::{perplexity, Convention};
 use crate::eval::sensitivity;
 use crate::eval::weight_error::weight_error;
 use crate::eval::weight_stats::tensor_stats;
+use crate::eval::zero_map::{zero_map, Window};
 use crate::export::{Export, ExportFormat};
 use crate::formats::ByteSource;
 use crate::gpu::{Gpu, GpuOptions};
@@ -162,6 +163,18 @@ impl Squeeze {
         })
     }
 
+    /// Why the GPU device was lost, or undefined while it works. A lost device cannot be used again: the
+    /// worker then makes a new `Squeeze` and opens the model again.
+    pub fn device_lost(&self) -> Option<String> {
+        self.gpu.lost()
+    }
+
+    /// Destroys the GPU device, as a driver reset would, so the recovery path can be tried (and is
+    /// tested) without a crashing driver.
+    pub fn lose_device(&self) {
+        self.gpu.device.destroy();
+    }
+
     /// The compression methods: name, whether calibrated, a short explanation, parameters with their
     /// defaults (`formats` lists what a step's `format` may name).
     pub fn methods(&self) -> std::result::Result<JsValue, JsError> {
@@ -215,8 +228,8 @@ impl Squeeze {
         compressed: Option<bool>,
     ) -> std::result::Result<JsValue, JsError> {
         let model = if compressed.unwrap_or(false) { self.compressed()? } else { self.loaded()? };
-        let tensor = model.tensor(&name).map_err(js_err)?;
-        let stats = tensor_stats(&self.gpu, tensor, bins, top_k as usize).await.map_err(js_err)?;
+        let tensor = model.matrix(&self.gpu, &name).await.map_err(js_err)?;
+        let stats = tensor_stats(&self.gpu, &tensor, bins, top_k as usize).await.map_err(js_err)?;
         to_js(&stats)
     }
 
@@ -346,6 +359,24 @@ impl Squeeze {
         let e =
             weight_error(&self.gpu, &original, &compressed, &name, bins as usize).await.map_err(js_err)?;
         to_js(&e)
+    }
+
+    /// Where tensor `name` of the compressed model is zero: the share of zeros per cell of a grid of at
+    /// most `grid_rows × grid_cols` over `window` ({row0, col0, rows, cols}; null for the whole matrix).
+    pub async fn zero_map(
+        &self,
+        name: String,
+        window: JsValue,
+        grid_rows: u32,
+        grid_cols: u32,
+    ) -> std::result::Result<JsValue, JsError> {
+        let window: Option<Window> = serde_wasm_bindgen::from_value(window)
+            .map_err(|e| JsError::new(&format!("zero map window: {e}")))?;
+        let model = self.compressed()?;
+        let map = zero_map(&self.gpu, &model, &name, window, grid_rows as usize, grid_cols as usize)
+            .await
+            .map_err(js_err)?;
+        to_js(&map)
     }
 
     /// What exporting the compressed model as `format` ("gguf" or "safetensors") would write: per tensor

@@ -13,18 +13,21 @@ use squeeze::gpu::Gpu;
 use squeeze::kernels::{dequant, embed, matmul};
 
 /// Every scheme the grids write: integers of 2–8 bits both ways, the float grids, MXFP4 and the
-/// GGUF blocks.
+/// GGUF blocks (the K-quants' super-blocks are fitted whole: tests/kquant.rs).
 fn schemes() -> Vec<Scheme> {
     let mut s: Vec<Scheme> =
         (2..=8).flat_map(|bits| [true, false].map(|sym| Scheme::Int { bits, sym })).collect();
     s.extend([Scheme::Nf4, Scheme::Fp4, Scheme::Fp8E4M3, Scheme::Fp8E5M2, Scheme::Mxfp4]);
-    s.extend([Scheme::Q8_0, Scheme::Q4_0, Scheme::Q4_1]);
+    s.extend([Scheme::Q8_0, Scheme::Q4_0, Scheme::Q4_1, Scheme::Q5_0]);
     s
 }
 
 /// The schemes stored as `DType::Packed` or MXFP4, which the new GPU decoders read.
 fn packed_schemes() -> Vec<Scheme> {
-    schemes().into_iter().filter(|s| !matches!(s, Scheme::Q8_0 | Scheme::Q4_0 | Scheme::Q4_1)).collect()
+    schemes()
+        .into_iter()
+        .filter(|s| !matches!(s, Scheme::Q8_0 | Scheme::Q4_0 | Scheme::Q4_1 | Scheme::Q5_0))
+        .collect()
 }
 
 fn format(scheme: Scheme, granularity: Granularity) -> Format {
@@ -63,6 +66,8 @@ fn expected_bits_per_weight(scheme: Scheme, group: usize) -> f64 {
         Scheme::Q8_0 => return 8.5,
         Scheme::Q4_0 => return 4.5,
         Scheme::Q4_1 => return 5.0,
+        Scheme::Q5_0 => return 5.5,
+        Scheme::Q4_K | Scheme::Q6_K => unreachable!("K-quants are tested in tests/kquant.rs"),
     };
     bits + header_bits / group as f64
 }
@@ -77,6 +82,8 @@ fn codes_and_half_gap(scheme: Scheme) -> (Vec<u8>, f32) {
         Scheme::Int { bits, .. } => ((0..=((1u32 << bits) - 1) as u8).collect(), 0.5),
         Scheme::Q8_0 => ((-127i8..=127).map(|q| q as u8).collect(), 0.5),
         Scheme::Q4_0 | Scheme::Q4_1 => (nibbles, 0.5),
+        Scheme::Q5_0 => ((0..32).collect(), 0.5),
+        Scheme::Q4_K | Scheme::Q6_K => unreachable!("K-quants are tested in tests/kquant.rs"),
         Scheme::Nf4 => (nibbles, (1.0 - 0.696_192_8) / 2.0),
         Scheme::Fp4 => (nibbles, 1.0),
         Scheme::Mxfp4 => (nibbles, 2.0),

@@ -332,5 +332,10 @@ fn bad_arguments_are_clear_errors() {
         assert!(matches!(e, Error::Invalid(_)) && e.to_string().contains("480 f32 values"), "{e}");
         let e = quantize(0, 96, Scheme::Q8_0, Granularity::Channel);
         assert!(e.to_string().contains("(0, 96)"), "{e}");
+        // Q5_0 and the K-quants (also where Q6_K would fall back to Q8_0) are CPU-only.
+        for scheme in [Scheme::Q5_0, Scheme::Q4_K, Scheme::Q6_K] {
+            let e = quantize(4, 96, scheme, Granularity::Channel);
+            assert!(e.to_string().contains("quantise it on the CPU (grid::quantize_rtn)"), "{e}");
+        }
     });
 }

@@ -1,6 +1,7 @@
 //! Tokenizer tests: token ids equal to llama.cpp's on the real SmolLM2 vocabulary (ids recorded in
 //! tests/data/tokenizer_cases.json), round trips, the streaming decoder, the chat template, the
-//! pre-tokenizer splits on hand-made strings, and a tiny hand-written tokenizer.json. No GPU needed.
+//! pre-tokenizer splits on hand-made strings, a tiny hand-written tokenizer.json, and the tokenizer written out
+//! as tokenizer.json or GGUF metadata and read back. No GPU needed.
 
 mod common;
 
@@ -102,6 +103,31 @@ fn encode_matches_llama_cpp() {
                 pieces(tok, &ids),
                 pieces(tok, &c.ids)
             );
+        }
+    }
+}
+
+/// Written out as tokenizer.json + tokenizer_config.json and as GGUF metadata, and read back, SmolLM2's
+/// tokenizer with each recorded pre-tokenizer still gives llama.cpp's ids.
+#[test]
+fn tokenizer_written_as_tokenizer_json_or_gguf_metadata_reads_back_the_same() {
+    let (cases, tokenizers) = cases_and_tokenizers();
+    assert!(tokenizers.len() >= 4, "pre-tokenizers recorded: {:?}", tokenizers.keys());
+    for (pre, tok) in &tokenizers {
+        let json = tok.to_tokenizer_json().unwrap();
+        let from_json = Tokenizer::from_hugging_face(&json, Some(&tok.to_tokenizer_config())).unwrap();
+        let meta: BTreeMap<String, MetaValue> = tok.to_gguf_metadata().into_iter().collect();
+        let from_meta = Tokenizer::from_gguf(&meta).unwrap();
+        for back in [&from_json, &from_meta] {
+            assert_eq!(back.pre_tokenizer(), tok.pre_tokenizer(), "{pre}");
+            assert_eq!((back.bos(), back.eos(), back.adds_bos()), (tok.bos(), tok.eos(), tok.adds_bos()));
+            assert_eq!((back.vocab_size(), back.chat_template()), (tok.vocab_size(), tok.chat_template()));
+            for c in cases.iter().filter(|c| c.pre == *pre) {
+                assert_eq!(back.encode(&c.text, false, c.parse_special), c.ids, "case {} ({pre})", c.name);
+            }
+        }
+        for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type"] {
+            assert_eq!(meta.get(key), real_metadata().get(key), "{key}");
         }
     }
 }

@@ -47,6 +47,11 @@ function trimZeros(s) {
   return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
 }
 
+/** A share of weights as a percentage, with more digits for tiny non-zero shares (what pruning left at zero). */
+export function percent(share) {
+  return `${(100 * share).toFixed(share > 0 && share < 0.001 ? 3 : 1)}%`;
+}
+
 export function shape(dims) {
   return dims.length ? dims.join(' × ') : 'scalar';
 }

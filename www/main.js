@@ -19,7 +19,7 @@ import { createTour } from './tour.js';
 
 const DEFAULT_MODEL = { file: 'SmolLM2-135M-Instruct.Q4_1.gguf', name: 'SmolLM2-135M-Instruct', quant: 'Q4_1' };
 // A dropped folder also holds READMEs, licences, generation configs …; the loader wants only these.
-const MODEL_FILE = /(\.gguf|\.safetensors|^config\.json|^model\.safetensors\.index\.json|^tokenizer\.json)$/;
+const MODEL_FILE = /(\.gguf|\.safetensors|^config\.json|^model\.safetensors\.index\.json|^tokenizer\.json|^tokenizer_config\.json)$/;
 
 const $ = (sel) => document.querySelector(sel);
 const initial = readState();
@@ -87,6 +87,23 @@ function showCompressed(outcome, id) {
   currentExperiment = id;
   views.weights.setCompression(outcome.report);
   views.generate.setCompressed(true);
+}
+
+/**
+ * The worker replaced a lost GPU device and opened the model again: the compressed model lived on the old
+ * device and is gone (its experiment row stays); say so, and what to do.
+ */
+function onWorkerEvent({ event, why, model }) {
+  if (event !== 'device-lost') return;
+  currentExperiment = null;
+  views.weights.setCompression(null);
+  views.generate.setCompressed(false);
+  views.compress.setModel();
+  console.warn(`[squeeze] ${why}; a new device was opened`);
+  const said = why.replace(/^./, (c) => c.toUpperCase()).replace(/\.?$/, '.');
+  showError(`${said} Squeeze opened a new one` +
+    `${model ? ` and loaded ${model.files.join(', ')} again` : ''}; a compressed model is gone — compress it ` +
+    'again (the experiments are kept).');
 }
 
 /** A generation with the compressed model gives its experiment a decode speed. */
@@ -339,7 +356,7 @@ async function boot() {
     showNoWebGPU('This browser exposes no navigator.gpu object: WebGPU is missing or switched off.');
     return;
   }
-  rpc = startWorker();
+  rpc = startWorker(onWorkerEvent);
   $('#loader').hidden = false;
   setBusy(true);
   wireLoading();

@@ -2,13 +2,18 @@
 // {id, kind: 'progress'} (and, for generation, {id, kind: 'text'}; for a download, {id, kind: 'file'})
 // messages and then exactly one {id, kind: 'done' | 'error'}. A {op: 'stop', args: {target}} message is the
 // one exception to the worker's one-at-a-time queue: it is handled the moment it arrives (see worker.js).
+// Messages with kind 'event' belong to no request (the worker replaced a lost GPU device): onEvent gets them.
 
-export function startWorker() {
+export function startWorker(onEvent = () => {}) {
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'squeeze' });
   const pending = new Map();
   let nextId = 1;
 
   worker.onmessage = ({ data }) => {
+    if (data.kind === 'event') {
+      onEvent(data);
+      return;
+    }
     const req = pending.get(data.id);
     if (!req) return;
     if (data.kind === 'progress') {

@@ -9,6 +9,8 @@ import { cacheAvailable, cachedFile, cacheWriter, freeBytes } from './file-cache
 import { bytes as fmtBytes } from './format.js';
 
 let sq = null;
+/** The files of the model on the GPU, so a lost device can be replaced and the model opened again. */
+let opened = null;
 /** Requests that Stop can end early. */
 const CANCELLABLE = new Set(['generate', 'perplexity', 'compress', 'sensitivity', 'activationStats']);
 /** The request being worked on ({id, op}), or null. */
@@ -68,6 +70,11 @@ const ops = {
     return open(files, files.map((f) => f.name), progress);
   },
 
+  /** Destroys the GPU device as a driver reset would, so the recovery can be tried and tested. */
+  async loseDevice() {
+    ready().lose_device();
+  },
+
   /** The compression methods with their parameters' defaults, and the storage formats. */
   async methods() {
     return ready().methods();
@@ -104,6 +111,11 @@ const ops = {
   },
 
   /** Histogram of Ŵ − W of one compressed tensor, and its weights kept in 16 bit. */
+  /** Share of zeros per cell of a grid over a window of a compressed matrix (the pruning mask view). */
+  async zeroMap({ name, window, gridRows, gridCols }) {
+    return ready().zero_map(name, window, gridRows, gridCols);
+  },
+
   async weightError({ name, bins }) {
     return ready().weight_error(name, bins);
   },
@@ -171,8 +183,23 @@ function ready() {
   return sq;
 }
 
-function open(blobs, names, progress) {
-  return ready().open(blobs, names, progress);
+async function open(blobs, names, progress) {
+  const model = await ready().open(blobs, names, progress);
+  opened = { blobs, names };
+  return model;
+}
+
+/**
+ * After the device was lost (a driver reset, a GPU crash elsewhere, or the test's loseDevice): a new
+ * device, the same model opened again from its files (Blobs refer to the file or cache, not a copy), and
+ * an event telling the page what happened. Whatever was compressed lived on the old device and is gone.
+ */
+async function recover(why) {
+  sq.free();
+  sq = null;
+  sq = await Squeeze.create();
+  const model = opened ? await sq.open(opened.blobs, opened.names, () => {}) : null;
+  self.postMessage({ kind: 'event', event: 'device-lost', why, model });
 }
 
 async function download(url, name, progress) {
@@ -275,13 +302,21 @@ self.onmessage = ({ data: { id, op, args } }) => {
       if (dropped.delete(id)) throw new Error('cancelled');
       if (!ops[op]) throw new Error(`unknown request '${op}'`);
       running = { id, op };
+      const lost = sq?.device_lost();
+      if (lost) await recover(lost);
       const result = await ops[op](args, throttled(id), id);
       // Export pieces are handed over rather than copied.
       const transfer = result instanceof Uint8Array ? [result.buffer] : [];
       self.postMessage({ id, kind: 'done', result }, transfer);
     } catch (err) {
-      const message = messageOf(err);
-      const code = err?.code ?? (message === 'cancelled' ? 'cancelled' : null);
+      let message = messageOf(err);
+      let code = err?.code ?? (message === 'cancelled' ? 'cancelled' : null);
+      const lost = sq?.device_lost();
+      if (lost) {
+        code = 'device-lost';
+        message = `${message} — the GPU device was lost; Squeeze opened a new one: run it again.`;
+        await recover(lost).catch((e) => (message += ` (The new device failed too: ${messageOf(e)})`));
+      }
       self.postMessage({ id, kind: 'error', message, code });
     } finally {
       running = null;

@@ -1,7 +1,9 @@
-//! Small dense linear algebra in f64 for symmetric positive-definite matrices (n×n, row-major): the
+//! Small dense linear algebra in f64 (n×n, row-major): for symmetric positive-definite matrices the
 //! Cholesky factor, the inverse through it, and the upper Cholesky factor of the inverse that GPTQ and
-//! SparseGPT step through, with the layer Hessian both prepare the same way. Sizes are a layer's input width (576 … 1536, more is only slower); every
-//! inner loop runs along a row, so memory is read in order.
+//! SparseGPT step through, with the layer Hessian both prepare the same way; for any symmetric matrix its
+//! eigenvalues and eigenvectors (Householder tridiagonalisation, then implicit QL), which low-rank
+//! factorisation reads singular values from. Sizes are a layer's input width (576 … 1536, more is only
+//! slower); every inner loop runs along a row, so memory is read in order.
 
 use crate::error::{Error, Result};
 
@@ -74,6 +76,168 @@ pub fn inverse(a: &[f64], n: usize) -> Result<Vec<f64>> {
         Ok(())
     })?;
     Ok(inv)
+}
+
+/// X·Xᵀ of an (n, len) matrix X: the dot of every pair of rows, the lower triangle computed and mirrored.
+pub fn gram(x: &[f64], n: usize, len: usize) -> Vec<f64> {
+    let mut g = vec![0.0; n * n];
+    for_lower_triangle(n, |i, j| {
+        let v = dot(&x[i * len..(i + 1) * len], &x[j * len..(j + 1) * len]);
+        g[i * n + j] = v;
+        g[j * n + i] = v;
+        Ok(())
+    })
+    .expect("visiting cannot fail");
+    g
+}
+
+/// The eigen-decomposition of a symmetric matrix, A = Σ_i λ_i·v_i·v_iᵀ.
+pub struct SymmetricEigen {
+    /// λ, largest first.
+    pub values: Vec<f64>,
+    /// Row i is the unit eigenvector of `values[i]`, (n, n).
+    pub vectors: Vec<f64>,
+}
+
+/// The eigenvalues and orthonormal eigenvectors of the symmetric `a`: Householder reflections bring it
+/// to tridiagonal form T = Qᵀ·A·Q, QL iterations with implicit shifts diagonalise T by plane rotations,
+/// and the rotations applied to Qᵀ's rows turn them into A's eigenvectors. About 9n³ flops.
+pub fn symmetric_eigen(a: &[f64], n: usize) -> Result<SymmetricEigen> {
+    if a.len() != n * n {
+        return Err(Error::Invalid(format!("a {n}×{n} matrix has {} entries, not {}", a.len(), n * n)));
+    }
+    let (mut zt, mut d, mut e) = tridiagonalise(a, n);
+    diagonalise_tridiagonal(&mut d, &mut e, &mut zt, n)?;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| d[j].total_cmp(&d[i]));
+    Ok(SymmetricEigen {
+        values: order.iter().map(|&i| d[i]).collect(),
+        vectors: order.iter().flat_map(|&i| zt[i * n..(i + 1) * n].iter().copied()).collect(),
+    })
+}
+
+/// Householder reduction: step k reflects rows and columns k+1.. by H = I − 2·v·vᵀ so that column k
+/// is zero below its subdiagonal; T = H_last·…·H_0·A·H_0·…·H_last. Returns Qᵀ = (H_0·…·H_last)ᵀ, T's
+/// diagonal, and its off-diagonal (e[i] couples i and i + 1; e[n − 1] = 0).
+fn tridiagonalise(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut a = a.to_vec();
+    let mut e = vec![0.0; n];
+    let mut reflectors = Vec::new();
+    for k in 0..n.saturating_sub(2) {
+        let off = k + 1;
+        let x: Vec<f64> = (off..n).map(|i| a[i * n + k]).collect();
+        let norm = dot(&x, &x).sqrt();
+        // x goes to alpha·e_1; alpha takes the sign opposite x₀ so that v = x − alpha·e_1 cancels nothing.
+        let alpha = if x[0] > 0.0 { -norm } else { norm };
+        e[k] = alpha;
+        let mut v = x;
+        v[0] -= alpha;
+        let v_norm = dot(&v, &v).sqrt();
+        if v_norm == 0.0 {
+            reflectors.push(Vec::new()); // the column is already zero: no reflection
+            continue;
+        }
+        v.iter_mut().for_each(|x| *x /= v_norm);
+        // A₂₂ ← H·A₂₂·H = A₂₂ − 2(v·wᵀ + w·vᵀ) with p = A₂₂·v and w = p − (vᵀp)·v.
+        let p: Vec<f64> = (off..n).map(|i| dot(&a[i * n + off..(i + 1) * n], &v)).collect();
+        let vp = dot(&v, &p);
+        let w: Vec<f64> = p.iter().zip(&v).map(|(p, v)| p - vp * v).collect();
+        for (i, (&vi, &wi)) in v.iter().zip(&w).enumerate() {
+            let row = &mut a[(off + i) * n + off..(off + i + 1) * n];
+            axpy(-2.0 * vi, &w, row);
+            axpy(-2.0 * wi, &v, row);
+        }
+        reflectors.push(v);
+    }
+    if n >= 2 {
+        e[n - 2] = a[(n - 1) * n + n - 2];
+    }
+    let d = (0..n).map(|i| a[i * n + i]).collect();
+    // Q = H_0·(H_1·(…·H_last)), built from the last reflection: when H_k is applied, the product so far
+    // is the identity outside rows and columns k+1.., so only that corner changes.
+    let mut q: Vec<f64> = (0..n * n).map(|ij| if ij / n == ij % n { 1.0 } else { 0.0 }).collect();
+    for (k, v) in reflectors.iter().enumerate().rev().filter(|(_, v)| !v.is_empty()) {
+        let off = k + 1;
+        let mut u = vec![0.0; n - off]; // vᵀ·Q[off.., off..]
+        for (i, &vi) in v.iter().enumerate() {
+            axpy(vi, &q[(off + i) * n + off..(off + i + 1) * n], &mut u);
+        }
+        for (i, &vi) in v.iter().enumerate() {
+            axpy(-2.0 * vi, &u, &mut q[(off + i) * n + off..(off + i + 1) * n]);
+        }
+    }
+    let qt = (0..n * n).map(|ij| q[(ij % n) * n + ij / n]).collect();
+    (qt, d, e)
+}
+
+/// QL iterations on the symmetric tridiagonal (d, e) until every off-diagonal is negligible: d then
+/// holds the eigenvalues. Each sweep chases a bulge up from the end of the unreduced block l..=m with
+/// plane rotations, shifted by the eigenvalue of the leading 2×2 nearer d[l]; each rotation is also
+/// applied to rows i and i + 1 of `zt`.
+///
+/// An off-diagonal is negligible beside its two diagonal entries, or beside the whole matrix's scale:
+/// a rank-deficient matrix (a Gram matrix of a low-rank product) has clusters of eigenvalues near 0,
+/// where the relative test alone may never pass.
+fn diagonalise_tridiagonal(d: &mut [f64], e: &mut [f64], zt: &mut [f64], n: usize) -> Result<()> {
+    const MAX_SWEEPS: usize = 60;
+    let scale = d.iter().zip(e.iter()).fold(0f64, |m, (d, e)| m.max(d.abs() + e.abs()));
+    let negligible = |e: f64, d0: f64, d1: f64| e.abs() <= f64::EPSILON * (d0.abs() + d1.abs()).max(scale);
+    for l in 0..n {
+        let mut sweeps = 0;
+        loop {
+            let mut m = l;
+            while m + 1 < n && !negligible(e[m], d[m], d[m + 1]) {
+                m += 1;
+            }
+            if m == l {
+                break;
+            }
+            sweeps += 1;
+            if sweeps > MAX_SWEEPS {
+                return Err(Error::Invalid(format!(
+                    "the {n}×{n} eigenvalue iteration did not converge at eigenvalue {l} in {MAX_SWEEPS} sweeps \
+                     (is the matrix finite?)"
+                )));
+            }
+            let g = (d[l + 1] - d[l]) / (2.0 * e[l]);
+            let r = g.hypot(1.0);
+            let mut g = d[m] - d[l] + e[l] / (g + if g >= 0.0 { r } else { -r });
+            let (mut s, mut c, mut p) = (1.0, 1.0, 0.0);
+            let mut split = false;
+            for i in (l..m).rev() {
+                let f = s * e[i];
+                let b = c * e[i];
+                let r = f.hypot(g);
+                e[i + 1] = r;
+                if r == 0.0 {
+                    // The bulge vanished: the block splits here; start over on it.
+                    d[i + 1] -= p;
+                    e[m] = 0.0;
+                    split = true;
+                    break;
+                }
+                s = f / r;
+                c = g / r;
+                g = d[i + 1] - p;
+                let r = (d[i] - g) * s + 2.0 * c * b;
+                p = s * r;
+                d[i + 1] = g + p;
+                g = c * r - b;
+                let (upper, lower) = zt.split_at_mut((i + 1) * n);
+                for (zi, zi1) in upper[i * n..].iter_mut().zip(&mut lower[..n]) {
+                    let f = *zi1;
+                    *zi1 = s * *zi + c * f;
+                    *zi = c * *zi - s * f;
+                }
+            }
+            if !split {
+                d[l] -= p;
+                e[l] = g;
+                e[m] = 0.0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Visit every (i, j ≤ i) in an order where row i's entries left of j and row j's entries up to j come

@@ -2,6 +2,7 @@
 //! the calibration statistics of the block's inputs.
 
 use super::calib::{Site, SiteStats};
+use super::lowrank::{asvd::asvd, rank_for, svd::truncated_svd};
 use super::plan::Target;
 use super::prune::magnitude::magnitude_mask;
 use super::prune::mask::apply as apply_mask;
@@ -17,6 +18,7 @@ use super::recipe::Step;
 use super::work::{Rewrite, Work};
 use crate::error::{Error, Result};
 use crate::eval::now_ms;
+use crate::formats::DType;
 use crate::model::config::Role;
 use std::collections::BTreeMap;
 
@@ -59,7 +61,7 @@ fn site_of(t: &Target) -> Site {
     Site::of(t.linear.expect("calibrated targets are block linears").1).expect("linear roles have sites")
 }
 
-/// Quantise or prune one matrix with `step`'s method.
+/// Quantise, prune or factorise one matrix with `step`'s method.
 async fn rewrite_one(
     work: &mut Work<'_>,
     index: usize,
@@ -67,6 +69,7 @@ async fn rewrite_one(
     i: usize,
     stats: Option<&SiteStats>,
 ) -> Result<()> {
+    work.check_dense(i, &step.method)?;
     let t0 = now_ms();
     let w = work.values(i).await?;
     let (rows, cols) = work.shape(i);
@@ -98,7 +101,7 @@ async fn rewrite_one(
             };
             let tokens = stats.map_or(1, |s| s.tokens as usize);
             let r = gptq(&w, rows, cols, h, tokens, &format, &opts).map_err(named)?;
-            Rewrite { quantized: r.quantized, corrections: r.outliers, act_bits: None, act_threshold: None }
+            Rewrite { corrections: r.outliers, ..Rewrite::plain(r.quantized) }
         }
         "awq" => {
             let h = hessian.ok_or_else(|| needs("Hessian"))?;
@@ -129,8 +132,30 @@ async fn rewrite_one(
             note(work, index, storage_note(bits, 1.0 - sparsity.share(), pattern));
             Rewrite::plain(stored)
         }
+        "svd" | "asvd" => {
+            let rank = rank_for(step.f64("keep"), rows, cols).map_err(named)?;
+            let factors = match step.method.as_str() {
+                "svd" => truncated_svd(&w, rows, cols, rank),
+                _ => {
+                    let mean_abs = &stats.ok_or_else(|| needs("statistics"))?.mean_abs;
+                    asvd(&w, rows, cols, mean_abs, step.f64("alpha"), rank)
+                }
+            }
+            .map_err(named)?;
+            let (a, b) = (store_dense(&factors.a, DType::F16), store_dense(&factors.b, DType::F16));
+            Rewrite::low_rank(a, b, rows, cols)
+        }
         _ => Rewrite::plain(quantize_rtn(&format, &w, rows, cols).map_err(named)?),
     };
+    let stored = format.for_row(cols).scheme;
+    if stored != format.scheme {
+        let text = format!(
+            "{}: rows of {cols} are not a multiple of 256, so {:?} falls back to {stored:?} (as llama.cpp does)",
+            work.name(i),
+            format.scheme
+        );
+        note(work, index, text);
+    }
     work.store(index, i, rewrite, &w, hessian, (now_ms() - t0) / 1000.0)
 }
 
@@ -183,6 +208,12 @@ async fn scale_sites(
         if !all_targeted {
             note(work, index, format!("{site:?}: not every linear reading it is a target; not scaled"));
             continue;
+        }
+        for &i in readers.iter().chain(match &before {
+            Absorber::Rows(up) => Some(up),
+            Absorber::Vector(_) => None,
+        }) {
+            work.check_dense(i, &step.method)?;
         }
         let s_stats = &stats[&site];
         let cols = s_stats.k;

@@ -8,6 +8,7 @@
 pub mod allot;
 pub mod calib;
 pub mod linalg;
+pub mod lowrank;
 mod methods;
 pub mod plan;
 pub mod prune;

@@ -53,7 +53,8 @@ pub fn method_views() -> Vec<MethodView> {
 }
 
 /// The storage grids a step's `format` may name.
-pub const FORMATS: &[&str] = &["int", "q8_0", "q4_0", "q4_1", "nf4", "fp4", "fp8_e4m3", "fp8_e5m2", "mxfp4"];
+pub const FORMATS: &[&str] =
+    &["int", "q8_0", "q4_0", "q4_1", "q5_0", "q4_k", "q6_k", "nf4", "fp4", "fp8_e4m3", "fp8_e5m2", "mxfp4"];
 
 /// Every method, in the order the page lists them.
 pub const METHODS: &[MethodInfo] = &[
@@ -156,6 +157,23 @@ pub const METHODS: &[MethodInfo] = &[
                 rounding; each block of columns drops its weights of least saliency w²/[H⁻¹]_jj. Needs \
                 calibration text; the matrix is stored dense unless a quantising step follows.",
         defaults: || json!({"sparsity": 0.5, "pattern": "", "damp": 0.01, "block": 128}),
+    },
+    MethodInfo {
+        name: "svd",
+        calibrated: false,
+        about: "Low-rank factorisation: each matrix W becomes A·B of rank r, from its r largest singular \
+                values (the best rank-r approximation), r chosen so the two factors hold `keep` of W's \
+                parameters. Data-free; the factors are stored F16 and run as two matmuls, so the layer \
+                computes r·(in + out) multiply-adds per token instead of in·out.",
+        defaults: || json!({"keep": 0.8}),
+    },
+    MethodInfo {
+        name: "asvd",
+        calibrated: true,
+        about: "Activation-aware SVD: factorises W·S, with S = mean|x|^α per input channel from calibration \
+                text, and folds S⁻¹ back into the second factor, so the channels that carry large \
+                activations are reproduced best. Same rank, storage and two matmuls as svd.",
+        defaults: || json!({"keep": 0.8, "alpha": 0.5}),
     },
     MethodInfo {
         name: "drop_layers",
@@ -445,9 +463,25 @@ impl Step {
                     FORMATS.join(", ")
                 )));
             }
+            if f.ends_with("_k") && m != "rtn" {
+                return Err(invalid(&format!(
+                    "{m}.format \"{f}\": K-quant super-blocks carry quantised sub-block scales, which only \
+                     rtn fits; {m} chooses one grid per block of 32 (use q4_0, q4_1, q5_0 or q8_0)"
+                )));
+            }
         }
+        if matches!(m.as_str(), "svd" | "asvd") {
+            let keep = self.f64("keep");
+            if !(keep > 0.0 && keep < 1.0) {
+                return Err(invalid(&format!(
+                    "{m}.keep is the share of each matrix's parameters the factors hold: it must lie in \
+                     (0, 1) (factors holding all of them would not be smaller), not {keep}"
+                )));
+            }
+        }
+        let keep_max = if m == "owq" { 0.5 } else { 1.0 };
         for (key, lo, hi) in
-            [("damp", 0.0, 1.0), ("alpha", 0.0, 1.0), ("keep", 0.0, 0.5), ("threshold", 0.0, 1e6)]
+            [("damp", 0.0, 1.0), ("alpha", 0.0, 1.0), ("keep", 0.0, keep_max), ("threshold", 0.0, 1e6)]
         {
             if let Some(v) = self.params.get(key).and_then(Value::as_f64) {
                 if !(lo..=hi).contains(&v) {
@@ -590,6 +624,9 @@ impl Step {
             (_, Some("q8_0")) => Scheme::Q8_0,
             (_, Some("q4_0")) => Scheme::Q4_0,
             (_, Some("q4_1")) => Scheme::Q4_1,
+            (_, Some("q5_0")) => Scheme::Q5_0,
+            (_, Some("q4_k")) => Scheme::Q4_K,
+            (_, Some("q6_k")) => Scheme::Q6_K,
             ("hqq", _) => Scheme::Int { bits, sym: false },
             ("smoothquant" | "llm_int8", _) => Scheme::Int { bits, sym: true },
             _ => Scheme::Int { bits, sym },

@@ -27,6 +27,8 @@ pub struct TensorReport {
     pub outliers: u64,
     /// The share of its weights that are exactly zero after the step (what pruning achieved).
     pub sparsity: f64,
+    /// Stored as two low-rank factors of this rank (`bytes` are theirs; `params` stay the matrix's).
+    pub rank: Option<u64>,
     pub seconds: f64,
 }
 
@@ -49,6 +51,9 @@ pub struct StepReport {
     pub params: u64,
     #[serde(skip)]
     pub zeros: u64,
+    /// Parameters of the low-rank factors the step stored.
+    #[serde(skip)]
+    pub factor_params: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,10 +64,12 @@ pub struct CompressReport {
     pub calib_tokens: u64,
     pub calib_seconds: f64,
     pub seconds: f64,
-    /// Every tensor of the model.
+    /// Every tensor of the model, counted by its shape.
     pub params: u64,
     /// Every tensor of the model the recipe was given (more than `params` after structured pruning).
     pub params_original: u64,
+    /// Parameters the model stores: fewer than `params` where low-rank factors replace matrices.
+    pub params_stored: u64,
     pub size_bytes: u64,
     pub size_bytes_original: u64,
     /// Bits per weight of the whole model: stored bits / parameters.

@@ -1,17 +1,18 @@
 //! The model being compressed: a copy of the loaded model that shares every untouched tensor's GPU
 //! buffer, the f32 values of the tensors steps have read or rewritten, and the report so far.
 
+use super::lowrank::product;
 use super::quant::grid::Quantized;
 use super::recipe::Recipe;
 use super::report::{CompressReport, StepReport, TensorReport};
 use super::Compressed;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::formats::DType;
 use crate::gpu::Gpu;
 use crate::kernels::dequant::dequantize_to_vec;
 use crate::kernels::sparse::SparseRows;
 use crate::model::config::{ModelConfig, Role};
-use crate::model::linear::LinearExtras;
+use crate::model::linear::{LinearExtras, LowRank};
 use crate::model::LoadedModel;
 use std::collections::HashMap;
 
@@ -36,16 +37,28 @@ pub(super) struct Work<'a> {
 
 /// What one method produced for one matrix.
 pub(super) struct Rewrite {
+    /// The stored matrix and the values it decodes to (for a low-rank one: no bytes, values A·B).
     pub quantized: Quantized,
     /// (row, col, value − decoded) kept in 16 bit.
     pub corrections: Vec<(u32, u32, f32)>,
     pub act_bits: Option<u32>,
     pub act_threshold: Option<f32>,
+    /// The matrix stored as A (rows, rank) and B (rank, cols) instead.
+    pub factors: Option<(Quantized, Quantized)>,
 }
 
 impl Rewrite {
     pub fn plain(quantized: Quantized) -> Rewrite {
-        Rewrite { quantized, corrections: Vec::new(), act_bits: None, act_threshold: None }
+        Rewrite { quantized, corrections: Vec::new(), act_bits: None, act_threshold: None, factors: None }
+    }
+
+    /// A (rows, cols) matrix stored as the factors `a` (rows, rank) and `b` (rank, cols): its own tensor
+    /// keeps no bytes, and it computes with the product of the stored factors.
+    pub fn low_rank(a: Quantized, b: Quantized, rows: usize, cols: usize) -> Rewrite {
+        let rank = b.values.len() / cols;
+        let values = product(&a.values, &b.values, rows, rank, cols);
+        let quantized = Quantized { dtype: a.dtype, bytes: Vec::new(), values };
+        Rewrite { factors: Some((a, b)), ..Rewrite::plain(quantized) }
     }
 }
 
@@ -71,6 +84,7 @@ impl<'a> Work<'a> {
                 removed: Vec::new(),
                 params: 0,
                 zeros: 0,
+                factor_params: 0,
             })
             .collect();
         Work {
@@ -109,6 +123,21 @@ impl<'a> Work<'a> {
         (t.rows() as usize, t.cols() as usize)
     }
 
+    /// Refuse to rewrite tensor `i` with `method` when an earlier step stored it as low-rank factors:
+    /// only another factorisation reads it then (quantising the factors is not supported).
+    pub fn check_dense(&self, i: usize, method: &str) -> Result<()> {
+        match self.model.extras.get(&i).and_then(|e| e.low_rank.as_ref()) {
+            Some(f) if method != "svd" && method != "asvd" => Err(Error::Invalid(format!(
+                "{method} on {}: an earlier step stored it as two rank-{} factors, which {method} cannot \
+                 rewrite (quantising or rescaling low-rank factors is not supported); leave it out of \
+                 {method}'s target or factorise after",
+                self.name(i),
+                f.rank()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The current values of tensor `i` as f32 (decoded from the GPU the first time).
     pub async fn values(&mut self, i: usize) -> Result<Vec<f32>> {
         if let Some(v) = self.values.get(&i) {
@@ -139,14 +168,27 @@ impl<'a> Work<'a> {
         seconds: f64,
     ) -> Result<()> {
         let (rows, cols) = self.shape(i);
-        let Rewrite { quantized, corrections, act_bits, act_threshold } = rewrite;
+        let Rewrite { quantized, corrections, act_bits, act_threshold, factors } = rewrite;
         let sparse = match corrections.is_empty() {
             true => None,
             false => {
                 Some(SparseRows::upload(self.gpu, self.name(i), rows as u64, cols as u64, &corrections)?)
             }
         };
-        let extras = LinearExtras { act_bits, act_threshold, sparse, corrections };
+        let low_rank = match factors {
+            Some((a, b)) => {
+                let rank = (b.values.len() / cols) as u64;
+                let upload = |part: &str, shape: [u64; 2], f: &Quantized| {
+                    self.gpu.upload_tensor(&format!("{}.{part}", self.name(i)), &shape, f.dtype, &f.bytes)
+                };
+                Some(LowRank {
+                    a: upload("lowrank_a", [rows as u64, rank], &a)?,
+                    b: upload("lowrank_b", [rank, cols as u64], &b)?,
+                })
+            }
+            None => None,
+        };
+        let extras = LinearExtras { act_bits, act_threshold, sparse, corrections, low_rank };
         let mut after = quantized.values;
         extras.add_corrections(&mut after, cols);
         let bytes = quantized.bytes.len() as u64 + extras.stored_bytes();
@@ -166,6 +208,7 @@ impl<'a> Work<'a> {
             output_err: hessian.map(|h| output_error(before, &after, rows, cols, h)),
             outliers: extras.corrections.len() as u64,
             sparsity: zeros as f64 / params as f64,
+            rank: extras.low_rank.as_ref().map(LowRank::rank),
             seconds,
         });
         let report = &mut self.steps[step];
@@ -175,7 +218,8 @@ impl<'a> Work<'a> {
         report.zeros += zeros;
         report.zeros_lost += zeros_lost;
         report.sparsity = report.zeros as f64 / report.params as f64;
-        if extras.act_bits.is_some() || extras.sparse.is_some() {
+        report.factor_params += extras.low_rank.as_ref().map_or(0, |f| f.rank() * (rows + cols) as u64);
+        if extras.act_bits.is_some() || extras.sparse.is_some() || extras.low_rank.is_some() {
             self.model.extras.insert(i, extras);
         } else {
             self.model.extras.remove(&i);
@@ -203,13 +247,35 @@ impl<'a> Work<'a> {
         Ok(())
     }
 
-    pub fn finish(self, calib_tokens: u64, calib_seconds: f64, seconds: f64) -> Compressed {
+    pub fn finish(mut self, calib_tokens: u64, calib_seconds: f64, seconds: f64) -> Compressed {
         let size = |m: &LoadedModel| {
             m.header.tensors.iter().map(|t| t.n_bytes).sum::<u64>()
                 + m.extras.values().map(LinearExtras::stored_bytes).sum::<u64>()
         };
         let count = |m: &LoadedModel| m.header.tensors.iter().map(|t| t.n_elements()).sum::<u64>();
         let params = count(&self.model);
+        // A matrix stored as factors holds rank·(rows + cols) parameters, not rows·cols.
+        let factored: Vec<(u64, u64)> = self
+            .model
+            .extras
+            .iter()
+            .filter_map(|(&i, e)| {
+                let f = e.low_rank.as_ref()?;
+                let t = &self.model.header.tensors[i];
+                Some((t.n_elements(), f.rank() * (t.rows() + t.cols())))
+            })
+            .collect();
+        let params_stored = params - factored.iter().map(|(dense, kept)| dense - kept).sum::<u64>();
+        for step in self.steps.iter_mut().filter(|s| s.factor_params > 0) {
+            step.notes.push(format!(
+                "{} matrices as two low-rank factors each: {:.3}M parameters → {:.3}M ({:.1}%), factors \
+                 stored F16, run as two matmuls",
+                step.tensors,
+                step.params as f64 / 1e6,
+                step.factor_params as f64 / 1e6,
+                100.0 * step.factor_params as f64 / step.params as f64
+            ));
+        }
         let size_bytes = size(&self.model);
         // A tensor two steps rewrote (pruned, then quantised) is stored as the last one left it.
         let last: HashMap<&str, &TensorReport> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -224,6 +290,7 @@ impl<'a> Work<'a> {
             seconds,
             params,
             params_original: count(self.original),
+            params_stored,
             size_bytes,
             size_bytes_original: size(self.original),
             bpw: size_bytes as f64 * 8.0 / params as f64,

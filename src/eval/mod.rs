@@ -7,6 +7,7 @@ pub mod perplexity;
 pub mod sensitivity;
 pub mod weight_error;
 pub mod weight_stats;
+pub mod zero_map;
 
 /// Milliseconds since an arbitrary origin, for timing: `Instant` natively, `Date.now()` in the
 /// browser (where `std::time::Instant` panics).

@@ -26,7 +26,7 @@ pub struct WeightError {
 }
 
 /// Compare tensor `name` of `compressed` with the same tensor of `original` (both decoded, with the
-/// kept 16-bit corrections added back).
+/// kept 16-bit corrections added back, or as the product of low-rank factors).
 pub async fn weight_error(
     gpu: &Gpu,
     original: &LoadedModel,
@@ -39,7 +39,7 @@ pub async fn weight_error(
         return Err(Error::Invalid(format!("{name} changed shape ({:?} → {:?})", a.shape, b.shape)));
     }
     let before = dequantize_to_vec(gpu, a).await?;
-    let mut after = dequantize_to_vec(gpu, b).await?;
+    let mut after = dequantize_to_vec(gpu, &compressed.matrix(gpu, name).await?).await?;
     let index = compressed.header.tensors.iter().position(|t| t.name == name).expect("found above");
     let extras = compressed.extras.get(&index);
     if let Some(e) = extras {

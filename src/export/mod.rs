@@ -6,13 +6,16 @@
 //! formats as bytes with their layout named in the header. What cannot go out as stored — a packed
 //! format in GGUF, or a layer with run-time extras (SpQR/OWQ's 16-bit corrections, SmoothQuant's or
 //! LLM.int8()'s activation quantisation) — is decoded and written as F16 (F32 when the source tensor
-//! was F32). The plan says per tensor which it will be, before any byte is written.
+//! was F32). A matrix stored as two low-rank factors (SVD, ASVD) goes out the same way, as their
+//! product: neither format has a layer made of two matrices that llama.cpp or transformers would run.
+//! The plan says per tensor which it will be, before any byte is written.
 
 mod gguf;
+mod naming;
 mod safetensors;
 mod shapes;
 
-pub use safetensors::hf_rows_from_gguf;
+pub use naming::hf_rows_from_gguf;
 pub use shapes::Shapes;
 
 use crate::compress::Recipe;
@@ -20,7 +23,7 @@ use crate::cpu::dequant::dequantize;
 use crate::error::{Error, Result};
 use crate::formats::gguf_write::GgufWriter;
 use crate::formats::safetensors_write::SafetensorsWriter;
-use crate::formats::{DType, FileLayout, TensorInfo};
+use crate::formats::{Container, DType, FileLayout, TensorInfo};
 use crate::gpu::Gpu;
 use crate::model::config::ModelConfig;
 use crate::model::linear::LinearExtras;
@@ -158,9 +161,6 @@ impl Export {
         format: ExportFormat,
     ) -> Result<Export> {
         let header = &model.header;
-        if format == ExportFormat::Gguf {
-            gguf::check_source(header)?;
-        }
         let cfg = ModelConfig::from_header(header)?;
         let shapes = Shapes::of(header, &cfg)?;
         let mut notes = Vec::new();
@@ -171,27 +171,33 @@ impl Export {
             .enumerate()
             .map(|(i, t)| decide(format, t, model.extras.get(&i), source_is_f32(original, &t.name)))
             .collect();
-        let (names, rows_from, mut writer) = match format {
+        let (to, mut writer) = match format {
             ExportFormat::Gguf => {
                 let quantised = decisions.iter().any(|(d, _, _)| d.block_size() > 1);
-                let w = gguf::writer(header, &shapes, recipe, quantised, &mut notes)?;
-                let names = header.tensors.iter().map(|t| t.name.clone()).collect();
-                (names, vec![None; header.tensors.len()], Writer::Gguf(w))
+                let w = gguf::writer(header, &cfg, &shapes, recipe, quantised, &mut notes)?;
+                (Container::Gguf, Writer::Gguf(w))
             }
             ExportFormat::Safetensors => {
-                let (naming, w) = safetensors::writer(header, &cfg, &shapes, recipe, &mut notes)?;
-                (naming.names, naming.rows_from, Writer::Safetensors(w))
+                let w = safetensors::writer(header, &cfg, &shapes, recipe, &mut notes)?;
+                (Container::Safetensors, Writer::Safetensors(w))
             }
         };
+        // The GGUF side keeps q/k rows interleaved when its architecture is "llama".
+        let interleaved = header.container != to && gguf::architecture(header)? == "llama";
+        let naming = naming::naming(header, &cfg, &shapes, to, interleaved)?;
 
         let mut tensors = Vec::new();
         let mut jobs = Vec::new();
-        for (i, ((t, (out_dtype, action, mut reason)), (out_name, rows_from))) in
-            header.tensors.iter().zip(decisions).zip(names.into_iter().zip(rows_from)).enumerate()
+        for (i, ((t, (out_dtype, action, mut reason)), (out_name, rows_from))) in header
+            .tensors
+            .iter()
+            .zip(decisions)
+            .zip(naming.names.into_iter().zip(naming.rows_from))
+            .enumerate()
         {
             let bytes = writer.declare(&out_name, &t.shape, out_dtype)?;
             if rows_from.is_some() {
-                reason = Some("rows put back from llama.cpp's interleaved rotary order".into());
+                reason = Some(naming.reorder_reason.into());
             }
             jobs.push(Job {
                 index: i,
@@ -266,6 +272,11 @@ fn decide(
     let wide = if source_f32 { DType::F32 } else { DType::F16 };
     let format_name = format.extension();
     let reason = match extras {
+        Some(LinearExtras { low_rank: Some(f), .. }) => Some(format!(
+            "stored as two rank-{} factors (A·B, run as two matmuls), which {format_name} cannot say; \
+             their product is written",
+            f.rank()
+        )),
         Some(e) if !e.corrections.is_empty() => Some(format!(
             "{} weights kept in 16 bit beside it (SpQR/OWQ) added back into the matrix",
             e.corrections.len()
@@ -299,9 +310,10 @@ fn export_name(source: &str, format: ExportFormat) -> String {
 async fn tensor_bytes(gpu: &Gpu, model: &LoadedModel, job: &Job) -> Result<Vec<u8>> {
     let t = &model.tensors[job.index];
     let stored = gpu.read_bytes(&t.buffer, 0, t.n_bytes).await?;
-    let bytes = match job.decode_to {
-        None => stored,
-        Some(dtype) => {
+    let bytes = match (job.decode_to, model.low_rank(job.index)) {
+        (None, _) => stored,
+        (Some(dtype), Some(f)) => encode(dtype, &f.product(gpu).await?),
+        (Some(dtype), None) => {
             let mut values = dequantize(t.dtype, &stored, t.n_elements() as usize)
                 .map_err(|e| Error::Invalid(format!("exporting {}: {e}", t.name)))?;
             if let Some(extras) = model.extras.get(&job.index) {

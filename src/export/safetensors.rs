@@ -1,117 +1,60 @@
-//! What a safetensors export writes besides the tensor data: Hugging Face tensor names and a
-//! config.json, kept in the header's `__metadata__` so that the one file opens in Squeeze alone. From a
-//! GGUF source (Llama family) the names are mapped back, the q/k rows are put back in Hugging Face's
-//! rotary layout, and config.json is built from the metadata; a Hugging Face source keeps its own.
+//! What a safetensors export writes besides the tensor data: config.json, tokenizer.json and
+//! tokenizer_config.json, kept in the header's `__metadata__` so that the one file opens in Squeeze alone.
+//! A Hugging Face source keeps its own; from a GGUF source (Llama family) config.json is built from the
+//! metadata and the tokenizer files from `tokenizer.ggml.*` (the names and q/k rows: see `naming`).
 
 use super::shapes::{uniform, Shapes};
 use crate::compress::Recipe;
-use crate::cpu::rope::RopeMode;
 use crate::error::{Error, Result};
-use crate::formats::safetensors::{CONFIG_KEY, TOKENIZER_KEY};
+use crate::formats::safetensors::{CONFIG_KEY, TOKENIZER_CONFIG_KEY, TOKENIZER_KEY};
 use crate::formats::safetensors_write::SafetensorsWriter;
 use crate::formats::{Container, MetaValue, ModelHeader};
-use crate::model::config::{bias_name, Family, ModelConfig, Role};
+use crate::model::config::ModelConfig;
+use crate::model::tokenizer::Tokenizer;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
-/// The file's naming, and a writer holding its metadata: config.json, tokenizer.json when the source has
-/// one, and where the file came from.
+/// A writer holding the file's metadata: config.json, the tokenizer files when the source has a
+/// tokenizer, and where the file came from.
 pub(super) fn writer(
     header: &ModelHeader,
     cfg: &ModelConfig,
     shapes: &Shapes,
     recipe: Option<&Recipe>,
     notes: &mut Vec<String>,
-) -> Result<(Naming, SafetensorsWriter)> {
-    let naming = naming(header, cfg, shapes)?;
+) -> Result<SafetensorsWriter> {
     let config = config(header, cfg, shapes, notes)?;
     let mut w = SafetensorsWriter::new();
     for (key, value) in metadata(header, &config, recipe) {
         w.set_metadata(&key, value)?;
     }
-    match (&header.tokenizer_json, header.container) {
-        (Some(text), _) => w.set_metadata(TOKENIZER_KEY, text.clone())?,
-        (None, Container::Gguf) => notes.push(
-            "no tokenizer.json: a GGUF keeps its tokenizer in metadata; put the original model's \
-             tokenizer.json beside the file to run it"
-                .into(),
-        ),
-        (None, Container::Safetensors) => {
-            notes.push("no tokenizer.json: the source came without one, so the file has none".into())
+    let tokenizer_files = match header.container {
+        Container::Safetensors => match &header.tokenizer_json {
+            Some(text) => Ok((text.clone(), header.tokenizer_config.as_ref().map(Value::to_string))),
+            None => Err("the source came without one, so the file has none".to_string()),
+        },
+        // A GGUF keeps its tokenizer in metadata: written out as Hugging Face's two files.
+        Container::Gguf => Tokenizer::from_gguf(&header.metadata)
+            .and_then(|t| Ok((t.to_tokenizer_json()?, Some(t.to_tokenizer_config().to_string()))))
+            .map_err(|e| format!("the GGUF's tokenizer cannot be written as one ({e})")),
+    };
+    match tokenizer_files {
+        Ok((json, config)) => {
+            if header.container == Container::Gguf {
+                notes.push(
+                    "tokenizer.json and tokenizer_config.json built from the GGUF's tokenizer.ggml.* metadata"
+                        .into(),
+                );
+            }
+            w.set_metadata(TOKENIZER_KEY, json)?;
+            if let Some(config) = config {
+                w.set_metadata(TOKENIZER_CONFIG_KEY, config)?;
+            }
         }
+        Err(why) => notes.push(format!(
+            "no tokenizer.json: {why}; put the original model's tokenizer.json beside the file to run it"
+        )),
     }
-    Ok((naming, w))
-}
-
-/// Each tensor's name in the file, and for q/k rows of a GGUF llama the row each file row comes from.
-pub(super) struct Naming {
-    pub names: Vec<String>,
-    pub rows_from: Vec<Option<Vec<usize>>>,
-}
-
-fn naming(header: &ModelHeader, cfg: &ModelConfig, shapes: &Shapes) -> Result<Naming> {
-    if header.container == Container::Safetensors {
-        return Ok(Naming {
-            names: header.tensors.iter().map(|t| t.name.clone()).collect(),
-            rows_from: vec![None; header.tensors.len()],
-        });
-    }
-    if cfg.family != Family::Llama {
-        return Err(Error::Invalid(format!(
-            "{}: safetensors export maps GGUF names to Hugging Face ones for the Llama family only (this is \
-             {}); export .gguf instead",
-            header.files.join(", "),
-            header.summary.architecture
-        )));
-    }
-    let hf = ModelConfig { container: Container::Safetensors, ..cfg.clone() };
-    // GGUF name → (Hugging Face name, heads whose rows llama.cpp's converter interleaved).
-    let mut map: HashMap<String, (String, Option<usize>)> = HashMap::new();
-    for (g, h) in [
-        (cfg.embedding_name(), hf.embedding_name()),
-        (cfg.output_norm_name(), hf.output_norm_name()),
-        (cfg.output_name(), hf.output_name()),
-    ] {
-        map.insert(g.to_string(), (h.to_string(), None));
-    }
-    for l in 0..shapes.n_layers {
-        for role in Role::ALL {
-            let heads = match (cfg.rope_mode, role) {
-                (RopeMode::Normal, Role::Q) => Some(shapes.n_heads[l] as usize),
-                (RopeMode::Normal, Role::K) => Some(shapes.n_kv_heads[l] as usize),
-                _ => None,
-            };
-            let (g, h) = (cfg.layer_name(l, role), hf.layer_name(l, role));
-            map.insert(bias_name(&g), (bias_name(&h), heads));
-            map.insert(g, (h, heads));
-        }
-    }
-    let mut naming = Naming { names: Vec::new(), rows_from: Vec::new() };
-    for t in &header.tensors {
-        let (name, heads) = map.get(&t.name).ok_or_else(|| {
-            Error::Invalid(format!(
-                "tensor {} has no Hugging Face name (Squeeze maps the Llama family's weights); export .gguf \
-                 instead",
-                t.name
-            ))
-        })?;
-        naming.names.push(name.clone());
-        naming.rows_from.push(heads.map(|h| hf_rows_from_gguf(t.shape[0] as usize, h)));
-    }
-    Ok(naming)
-}
-
-/// llama.cpp's converter interleaves the two rotary halves of each head's q/k rows (Hugging Face row
-/// h·d + j·d/2 + i becomes GGUF row h·d + 2i + j); for each Hugging Face row, the GGUF row it is.
-pub fn hf_rows_from_gguf(rows: usize, heads: usize) -> Vec<usize> {
-    let head_dim = rows / heads;
-    let half = head_dim / 2;
-    (0..rows)
-        .map(|r| {
-            let (h, k) = (r / head_dim, r % head_dim);
-            h * head_dim + 2 * (k % half) + k / half
-        })
-        .collect()
+    Ok(w)
 }
 
 /// config.json: the source's with the shape-given numbers taken from the tensors, or one built from

@@ -65,6 +65,7 @@ pub async fn open<S: ByteSource>(src: &S) -> Result<ModelHeader> {
         metadata: parsed.metadata,
         config: None,
         tokenizer_json: None,
+        tokenizer_config: None,
         tensors: parsed.tensors,
         summary,
     })

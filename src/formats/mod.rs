@@ -100,6 +100,9 @@ pub struct ModelHeader {
     /// tokenizer.json text, when given.
     #[serde(skip)]
     pub tokenizer_json: Option<String>,
+    /// tokenizer_config.json (BOS/EOS, chat template), when given.
+    #[serde(skip)]
+    pub tokenizer_config: Option<serde_json::Value>,
     pub tensors: Vec<TensorInfo>,
     pub summary: ArchSummary,
 }
@@ -113,7 +116,8 @@ impl ModelHeader {
 }
 
 /// Open a model from one GGUF file, or from the files of a Hugging Face model directory
-/// (config.json, model.safetensors or its shards with model.safetensors.index.json, tokenizer.json).
+/// (config.json, model.safetensors or its shards with model.safetensors.index.json, tokenizer.json,
+/// tokenizer_config.json).
 pub async fn open_model<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
     let is = |s: &S, ext: &str| s.name().to_ascii_lowercase().ends_with(ext);
     if let Some(gguf) = sources.iter().find(|s| is(s, ".gguf")) {

@@ -1,8 +1,7 @@
 //! Hugging Face model directories: safetensors shards (only their JSON headers are read), the optional
-//! `model.safetensors.index.json` (checked against the shards given), `config.json` and `tokenizer.json`.
-//! Files Squeeze exported carry their quantised tensors as bytes with the real format in
-//! `__metadata__` (see `safetensors_write`), and their config.json and tokenizer.json there too, so one
-//! file opens alone.
+//! `model.safetensors.index.json` (checked against the shards given), `config.json`, `tokenizer.json` and `tokenizer_config.json`. Files Squeeze exported carry their quantised
+//! tensors as bytes with the real format in `__metadata__` (see `safetensors_write`), and those three JSON
+//! files there too, so one file opens alone.
 
 use super::safetensors_write::{FORMATS_KEY, NATIVE};
 use super::{ArchSummary, ByteSource, Container, DType, ModelHeader, TensorInfo};
@@ -15,6 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 pub const CONFIG_KEY: &str = "config.json";
 /// The `__metadata__` key of an exported file's tokenizer.json (its text).
 pub const TOKENIZER_KEY: &str = "tokenizer.json";
+/// The `__metadata__` key of an exported file's tokenizer_config.json (its text).
+pub const TOKENIZER_CONFIG_KEY: &str = "tokenizer_config.json";
 /// The safetensors library refuses headers above 100 MB; so do we.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// config.json, the index and tokenizer.json are read whole; real ones are well under this.
@@ -26,6 +27,7 @@ enum Role {
     Index,
     Config,
     Tokenizer,
+    TokenizerConfig,
     Ignored,
 }
 
@@ -39,6 +41,8 @@ fn role(name: &str) -> Role {
         Role::Config
     } else if lower == "tokenizer.json" {
         Role::Tokenizer
+    } else if lower == "tokenizer_config.json" {
+        Role::TokenizerConfig
     } else {
         Role::Ignored
     }
@@ -58,6 +62,8 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
     let mut tokenizer_json = None;
     let mut embedded_config = None;
     let mut embedded_tokenizer = None;
+    let mut tokenizer_config = None;
+    let mut embedded_tokenizer_config = None;
     for (i, src) in sources.iter().enumerate() {
         match role(src.name()) {
             Role::Shard => {
@@ -70,6 +76,15 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
                         )
                     })?;
                     embedded_config.get_or_insert(parsed);
+                }
+                if let Some(Value::String(text)) = metadata.get(TOKENIZER_CONFIG_KEY) {
+                    let parsed = serde_json::from_str(text).map_err(|e| {
+                        Error::bad_file(
+                            src.name(),
+                            format!("__metadata__ {TOKENIZER_CONFIG_KEY} is not valid JSON: {e}"),
+                        )
+                    })?;
+                    embedded_tokenizer_config.get_or_insert(parsed);
                 }
                 if let Some(Value::String(text)) = metadata.get(TOKENIZER_KEY) {
                     embedded_tokenizer.get_or_insert(text.clone());
@@ -92,6 +107,7 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
             Role::Index => index = Some((src.name(), read_json(src).await?)),
             Role::Config => config = Some(read_json(src).await?),
             Role::Tokenizer => tokenizer_json = Some(read_text(src).await?),
+            Role::TokenizerConfig => tokenizer_config = Some(read_json(src).await?),
             Role::Ignored => {}
         }
     }
@@ -101,6 +117,7 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
     // A config.json given beside the file wins over the one an exported file carries.
     let config = config.or(embedded_config);
     let tokenizer_json = tokenizer_json.or(embedded_tokenizer);
+    let tokenizer_config = tokenizer_config.or(embedded_tokenizer_config);
     let summary = ArchSummary::from_config(config.as_ref(), &tensors);
     Ok(ModelHeader {
         container: Container::Safetensors,
@@ -108,6 +125,7 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
         metadata: BTreeMap::new(),
         config,
         tokenizer_json,
+        tokenizer_config,
         tensors,
         summary,
     })

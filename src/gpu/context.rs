@@ -42,6 +42,8 @@ pub struct Gpu {
     pub(super) kernels: KernelCache,
     /// The first error the device reported outside an error scope, or why it was lost.
     fault: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost, once it is: nothing on it can be used again.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl Gpu {
@@ -69,15 +71,18 @@ impl Gpu {
         let fault = Arc::new(Mutex::new(None));
         let on_error = fault.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            on_error.lock().unwrap().get_or_insert(e.to_string());
+            on_error.lock().unwrap().get_or_insert(fault_message(&e));
         }));
-        let on_lost = fault.clone();
+        let lost = Arc::new(Mutex::new(None));
+        let (on_lost, lost_fault) = (lost.clone(), fault.clone());
         device.set_device_lost_callback(move |reason, message| {
-            on_lost.lock().unwrap().get_or_insert(format!("device lost ({reason:?}): {message}"));
+            let why = format!("the GPU device was lost ({reason:?}): {message}");
+            lost_fault.lock().unwrap().get_or_insert(why.clone());
+            on_lost.lock().unwrap().get_or_insert(why);
         });
 
         let info = describe(&adapter.get_info(), &device);
-        Ok(Gpu { device, queue, info, kernels: KernelCache::default(), fault })
+        Ok(Gpu { device, queue, info, kernels: KernelCache::default(), fault, lost })
     }
 
     pub fn limits(&self) -> &GrantedLimits {
@@ -88,12 +93,29 @@ impl Gpu {
         self.device.features().contains(wgpu::Features::SHADER_F16)
     }
 
+    /// Why the device was lost, if it was (a driver reset, another tab's crash, or `destroy`): the
+    /// page then opens a new one and uploads the model again.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap().clone()
+    }
+
     /// Fail with the device's own message if it reported an error or was lost since it was created.
     pub fn check(&self) -> Result<()> {
         match self.fault.lock().unwrap().clone() {
             Some(m) => Err(Error::Gpu(m)),
             None => Ok(()),
         }
+    }
+}
+
+/// An uncaptured error as the user should read it: running out of memory names what to reduce.
+pub fn fault_message(e: &wgpu::Error) -> String {
+    match e {
+        wgpu::Error::OutOfMemory { .. } => "the GPU ran out of memory: load a smaller model (or a more \
+             compressed GGUF), use a shorter context or fewer calibration tokens, or close other tabs and \
+             programs that use the GPU"
+            .to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -7,7 +7,7 @@ mod kernel;
 mod readback;
 mod tensor;
 
-pub use context::{Gpu, GpuInfo, GpuOptions};
+pub use context::{fault_message, Gpu, GpuInfo, GpuOptions};
 pub use kernel::{Access, Kernel, KernelSpec};
 pub use tensor::{row_chunks, GpuTensor, Window};
 

@@ -53,6 +53,14 @@ pub async fn quantize(
         return Err(Error::Invalid(format!("{what}: a ({rows}, {cols}) matrix has no weights")));
     }
     let dtype = format.dtype(cols as usize)?;
+    // Q5_0's split fifth bits and the K-quants' searched super-blocks have no shader path: compress
+    // quantises every format on the CPU (`grid::quantize_rtn`), this kernel is the GPU route for the rest.
+    if matches!(format.scheme, Scheme::Q5_0 | Scheme::Q4_K | Scheme::Q6_K) {
+        return Err(Error::Invalid(format!(
+            "{what}: the GPU quantiser does not write {:?}; quantise it on the CPU (grid::quantize_rtn)",
+            format.scheme
+        )));
+    }
     // One invocation per whole block; rows ending in a shorter block (groups of 128 on rows of 576)
     // are quantised on the CPU (`grid::quantize_rtn`).
     if !cols.is_multiple_of(format.group_len(cols as usize) as u64) {
@@ -139,6 +147,7 @@ fn scheme_constants(scheme: Scheme) -> Vec<(&'static str, u32)> {
         Scheme::Q8_0 => (7, 8),
         Scheme::Q4_0 => (8, 4),
         Scheme::Q4_1 => (9, 4),
+        Scheme::Q5_0 | Scheme::Q4_K | Scheme::Q6_K => unreachable!("refused by `quantize`"),
     };
     vec![("SCHEME", id), ("BITS", bits as u32)]
 }

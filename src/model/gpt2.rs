@@ -4,11 +4,12 @@
 
 use super::config::{bias_name, ModelConfig, Role};
 use super::kv_cache::KvCache;
+use super::linear::Linear;
 use super::weights::{f32_bias, Weights};
 use super::LoadedModel;
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor};
-use crate::kernels::{elementwise, embed::embed, matmul::matmul, norm::layer_norm};
+use crate::kernels::{elementwise, embed::embed, norm::layer_norm};
 
 /// Indices into `LoadedModel::tensors` of a weight and its bias.
 #[derive(Clone, Copy)]
@@ -50,6 +51,8 @@ pub struct Workspace {
     v: wgpu::Buffer,
     attn: wgpu::Buffer,
     up: wgpu::Buffer,
+    /// What compressed linears need beside their input (as wide as the widest input or output).
+    scratch: wgpu::Buffer,
 }
 
 impl Gpt2 {
@@ -107,6 +110,7 @@ impl Gpt2 {
             v: f32s("v", kv_dim)?,
             attn: f32s("attn", q_dim)?,
             up: f32s("up", c.d_ffn)?,
+            scratch: f32s("linear scratch", c.d_ffn.max(q_dim + 2 * kv_dim).max(c.d_model))?,
         })
     }
 
@@ -137,7 +141,7 @@ impl Gpt2 {
         let (tu, d) = (t as u32, c.d_model as u32);
         let (q_dim, kv_dim) = ((c.n_heads * c.head_dim) as u32, (c.n_kv_heads * c.head_dim) as u32);
         let qkv_dim = q_dim + 2 * kv_dim;
-        let s = Step { gpu, model, t: tu, d, eps: c.norm_eps };
+        let s = Step { gpu, model, scratch: &ws.scratch, t: tu, d, eps: c.norm_eps };
 
         gpu.queue.write_buffer(&ws.ids, 0, bytemuck::cast_slice(ids));
         embed(gpu, enc, s.w(self.embedding), &ws.ids, &ws.x, tu).await?;
@@ -168,6 +172,7 @@ impl Gpt2 {
 struct Step<'a> {
     gpu: &'a Gpu,
     model: &'a LoadedModel,
+    scratch: &'a wgpu::Buffer,
     t: u32,
     d: u32,
     eps: f32,
@@ -190,7 +195,7 @@ impl Step<'_> {
         layer_norm(self.gpu, enc, x, weight, bias, out, self.t, self.d, self.eps).await
     }
 
-    /// Record out = x·Wᵀ + b.
+    /// Record out = x·Wᵀ + b, with whatever compression added to the layer.
     async fn linear(
         &self,
         enc: &mut wgpu::CommandEncoder,
@@ -199,6 +204,7 @@ impl Step<'_> {
         out: &wgpu::Buffer,
     ) -> Result<()> {
         let bias = f32_bias(self.gpu, self.w(p.bias)).await?;
-        matmul(self.gpu, enc, x, self.w(p.weight), Some(&bias), out, self.t).await
+        let lin = Linear { gpu: self.gpu, model: self.model, scratch: self.scratch, t: self.t };
+        lin.run(enc, x, p.weight, Some(&bias), out).await
     }
 }

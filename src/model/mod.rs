@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::eval::now_ms;
 use crate::formats::{self, ArchSummary, ByteSource, Container, ModelHeader};
 use crate::gpu::{row_chunks, Gpu, GpuTensor};
-use linear::LinearExtras;
+use linear::{LinearExtras, LowRank};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -106,11 +106,14 @@ impl ModelView {
     }
 }
 
-/// The model's tokenizer: from GGUF metadata, or from the tokenizer.json of a model directory.
+/// The model's tokenizer: from GGUF metadata, or from the tokenizer.json (and tokenizer_config.json) of a
+/// model directory.
 pub fn tokenizer(header: &ModelHeader) -> Result<tokenizer::Tokenizer> {
     match (header.container, &header.tokenizer_json) {
         (Container::Gguf, _) => tokenizer::Tokenizer::from_gguf(&header.metadata),
-        (Container::Safetensors, Some(json)) => tokenizer::Tokenizer::from_tokenizer_json(json),
+        (Container::Safetensors, Some(json)) => {
+            tokenizer::Tokenizer::from_hugging_face(json, header.tokenizer_config.as_ref())
+        }
         (Container::Safetensors, None) => Err(Error::Invalid(format!(
             "{}: no tokenizer.json among the model files; add it to run the model",
             header.files.join(", ")
@@ -133,6 +136,25 @@ impl LoadedModel {
     pub fn tensor(&self, name: &str) -> Result<&GpuTensor> {
         let index = self.header.tensors.iter().position(|t| t.name == name);
         index.map(|i| &self.tensors[i]).ok_or_else(|| self.header.tensor(name).unwrap_err())
+    }
+
+    /// The factors tensor `i` is stored as, when a low-rank step (svd, asvd) replaced it.
+    pub fn low_rank(&self, i: usize) -> Option<&LowRank> {
+        self.extras.get(&i)?.low_rank.as_ref()
+    }
+
+    /// Tensor `name` with the values the model computes with: as stored, or for a matrix stored as
+    /// low-rank factors (its own tensor then holds no bytes) their product A·B, uploaded as F32.
+    pub async fn matrix(&self, gpu: &Gpu, name: &str) -> Result<GpuTensor> {
+        let t = self.tensor(name)?;
+        let i = self.header.tensors.iter().position(|t| t.name == name).expect("found above");
+        match self.low_rank(i) {
+            None => Ok(t.clone()),
+            Some(f) => {
+                let product = f.product(gpu).await?;
+                gpu.upload_tensor(name, &t.shape, formats::DType::F32, bytemuck::cast_slice(&product))
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod bpe;
 mod chat;
+mod convert;
 mod load;
 mod pretokenize;
 mod unicode_table;
@@ -36,6 +37,18 @@ impl TokenKind {
         }
     }
 
+    /// The `tokenizer.ggml.token_type` number.
+    fn gguf_code(self) -> i32 {
+        match self {
+            TokenKind::Normal => 1,
+            TokenKind::Unknown => 2,
+            TokenKind::Control => 3,
+            TokenKind::UserDefined => 4,
+            TokenKind::Unused => 5,
+            TokenKind::Byte => 6,
+        }
+    }
+
     /// Matched as a whole wherever its text appears (llama.cpp's special-token cache).
     fn is_special(self) -> bool {
         matches!(self, TokenKind::Control | TokenKind::UserDefined | TokenKind::Unknown)
@@ -53,6 +66,7 @@ struct Vocab {
     ignore_merges: bool,
     bos: u32,
     eos: u32,
+    pad: Option<u32>,
     add_bos: bool,
     chat_template: Option<String>,
 }
@@ -65,11 +79,15 @@ pub struct Tokenizer {
     /// What each token decodes to.
     bytes: Vec<Vec<u8>>,
     bpe: Bpe,
+    /// The merge rules as stored, in rank order, for writing the tokenizer out in the other format.
+    merges: Vec<(String, String)>,
+    ignore_merges: bool,
     pre: PreTokenizer,
     /// Special tokens, longest text first: the order llama.cpp carves them out of the text in.
     specials: Vec<u32>,
     bos: u32,
     eos: u32,
+    pad: Option<u32>,
     add_bos: bool,
     chat_template: Option<String>,
 }
@@ -95,6 +113,8 @@ impl Tokenizer {
         specials.sort_by_key(|&id| std::cmp::Reverse(v.texts[id as usize].len()));
         Tokenizer {
             bpe: Bpe::new(&bpe_tokens, &merges, v.ignore_merges),
+            merges: v.merges,
+            ignore_merges: v.ignore_merges,
             texts: v.texts,
             kinds: v.kinds,
             bytes,
@@ -102,6 +122,7 @@ impl Tokenizer {
             specials,
             bos: v.bos,
             eos: v.eos,
+            pad: v.pad,
             add_bos: v.add_bos,
             chat_template: v.chat_template,
         }

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bench;
+pub mod export;
 pub mod hessians;
 
 use half::{bf16, f16};

@@ -4,23 +4,15 @@
 // into the URL (and a URL's recipe pre-fills the view); the Weights view compares a rewritten tensor with the
 // original; the Generate view runs the compressed model; a bad recipe gets wasm's message and changes nothing;
 // Cancel stops a run. One shared page, so the model is loaded once.
-import { test, expect, expectNoConsoleErrors, openWithModel, waitForStats, waitForState, watchConsole, countPixels,
-  SCREENSHOTS } from './fixtures.js';
-
-test.describe.configure({ mode: 'serial' });
+import { test, expect, expectNoConsoleErrors, waitForStats, waitForState, watchConsole, countPixels, SCREENSHOTS,
+  sharePage } from './fixtures.js';
 
 const BARS = [0x4f, 0x46, 0xe5]; // COLORS.bars: the original, and the weight error per layer
 const AFTER = [0xd9, 0x77, 0x06]; // COLORS.after: the compressed tensor
 const TENSOR = 'blk.0.ffn_down.weight';
 
 let page;
-let errors;
-
-test.beforeAll(async ({ browser }, testInfo) => {
-  ({ page, errors } = await openWithModel(browser, testInfo));
-});
-test.afterEach(() => expectNoConsoleErrors(errors));
-test.afterAll(() => page?.close());
+sharePage((opened) => (page = opened));
 
 const view = () => page.locator('#view-compress');
 const fact = (key) => view().locator(`.compress-facts [data-key="${key}"]`);

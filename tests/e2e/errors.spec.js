@@ -1,5 +1,5 @@
 // Bad files give a clear message that names the file, and the page stays usable afterwards.
-import { test, expect, waitForModel, waitForStats, statValue, SCREENSHOTS } from './fixtures.js';
+import { test, expect, waitForModel, waitForStats, statValue, SCREENSHOTS, DEFAULT_MODEL } from './fixtures.js';
 
 function brokenGguf() {
   const buf = Buffer.alloc(100);
@@ -60,6 +60,30 @@ test('bad files show an error naming the file, then the default model still load
     await page.locator('#error-banner .error-close').click();
     await page.locator('#tensor-table tr[data-name="blk.1.ffn_down.weight"]').click();
     await waitForStats(page, 'blk.1.ffn_down.weight');
+    await expect(page.locator('.stats-table [data-stat="n"]')).toHaveAttribute('data-value', String(576 * 1536));
+    expect(Number.isFinite(await statValue(page, 'std'))).toBe(true);
+  });
+
+test('a lost GPU device is replaced: the model is opened again and the page keeps working',
+  async ({ page, consoleErrors }) => {
+    await page.goto('/');
+    await waitForModel(page);
+    await page.locator('#tensor-table tr[data-name="blk.0.attn_k.weight"]').click();
+    await waitForStats(page, 'blk.0.attn_k.weight');
+
+    // Destroy the device as a driver reset would (the worker's own loseDevice request).
+    const [worker] = page.workers();
+    await worker.evaluate(() => self.onmessage({ data: { id: -1, op: 'loseDevice', args: {} } }));
+    await page.waitForTimeout(500); // the browser reports the loss asynchronously
+
+    await page.locator('.tab[data-view="model"]').click();
+    await page.locator('#tensor-table tr[data-name="blk.2.ffn_up.weight"]').click();
+    const banner = page.locator('#error-banner');
+    await expect(banner).toContainText('GPU device was lost');
+    await expect(banner).toContainText(`loaded ${DEFAULT_MODEL} again`);
+    await page.screenshot({ path: `${SCREENSHOTS}/error-device-lost.png` });
+    // The request that met the lost device ran on the new one.
+    await expect(page.locator('.stats-table[data-name="blk.2.ffn_up.weight"]')).toBeVisible();
     await expect(page.locator('.stats-table [data-stat="n"]')).toHaveAttribute('data-value', String(576 * 1536));
     expect(Number.isFinite(await statValue(page, 'std'))).toBe(true);
   });

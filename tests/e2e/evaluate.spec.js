@@ -1,17 +1,9 @@
 // The Evaluate view: perplexity on a bundled play gives a sensible number and a chart of the running estimate;
 // a text too short for the context gets a clear message and the page stays usable. One shared page.
-import { test, expect, expectNoConsoleErrors, openWithModel, waitForState, SCREENSHOTS } from './fixtures.js';
-
-test.describe.configure({ mode: 'serial' });
+import { test, expect, waitForState, SCREENSHOTS, sharePage } from './fixtures.js';
 
 let page;
-let errors;
-
-test.beforeAll(async ({ browser }, testInfo) => {
-  ({ page, errors } = await openWithModel(browser, testInfo));
-});
-test.afterEach(() => expectNoConsoleErrors(errors));
-test.afterAll(() => page?.close());
+sharePage((opened) => (page = opened));
 
 const view = () => page.locator('#view-evaluate');
 

@@ -2,22 +2,12 @@
 // (two blocks here, to keep it short on SwiftShader) and Cancel stops a longer one; the activation recording
 // draws a layer × channel heat map, follows the largest channels through the layers, and names the systematic
 // outlier channels. One shared page.
-import { test, expect, expectNoConsoleErrors, openWithModel, waitForState, countPixels, SCREENSHOTS }
-  from './fixtures.js';
-
-test.describe.configure({ mode: 'serial' });
+import { test, expect, waitForState, countPixels, SCREENSHOTS, sharePage } from './fixtures.js';
 
 const BARS = [0x4f, 0x46, 0xe5];
 
 let page;
-let errors;
-
-test.beforeAll(async ({ browser }, testInfo) => {
-  ({ page, errors } = await openWithModel(browser, testInfo));
-  await page.locator('.tab[data-view="explorer"]').click();
-});
-test.afterEach(() => expectNoConsoleErrors(errors));
-test.afterAll(() => page?.close());
+sharePage((opened) => (page = opened).locator('.tab[data-view="explorer"]').click());
 
 const view = () => page.locator('#view-explorer');
 

@@ -123,6 +123,6 @@ test('the safetensors plan takes Hugging Face names and puts the q/k rows back i
   await expect(q).toContainText('model.layers.0.self_attn.q_proj.weight');
   await expect(q).toContainText('rotary');
   await expect(panel().locator('tr[data-name="token_embd.weight"]')).toContainText('model.embed_tokens.weight');
-  await expect(panel().locator('.export-notes')).toContainText('no tokenizer.json');
+  await expect(panel().locator('.export-notes')).toContainText('tokenizer.json and tokenizer_config.json built from');
   await expect(panel()).toHaveAttribute('data-dequantised', '0');
 });

@@ -92,6 +92,21 @@ export async function openWithModel(browser, testInfo) {
 }
 
 /**
+ * One page with the default model loaded, shared by the tests of a serial spec: `onOpen(page)` gets it
+ * before the first test; console errors fail the test in which they appear.
+ */
+export function sharePage(onOpen) {
+  let shared = null;
+  test.describe.configure({ mode: 'serial' });
+  test.beforeAll(async ({ browser }, testInfo) => {
+    shared = await openWithModel(browser, testInfo);
+    await onOpen(shared.page);
+  });
+  test.afterEach(() => shared && expectNoConsoleErrors(shared.errors));
+  test.afterAll(() => shared?.page.close());
+}
+
+/**
  * Waits until `locator` matches `state` (an attribute value), failing at once with the page's message if the
  * error banner appears first.
  */

@@ -1,17 +1,9 @@
 // The Generate view: greedy text streams in token by token with a live speed and a summary, and Stop ends a
 // long generation promptly. The tests share one page so the model is loaded once.
-import { test, expect, expectNoConsoleErrors, openWithModel, waitForState, SCREENSHOTS } from './fixtures.js';
-
-test.describe.configure({ mode: 'serial' });
+import { test, expect, waitForState, SCREENSHOTS, sharePage } from './fixtures.js';
 
 let page;
-let errors;
-
-test.beforeAll(async ({ browser }, testInfo) => {
-  ({ page, errors } = await openWithModel(browser, testInfo));
-});
-test.afterEach(() => expectNoConsoleErrors(errors));
-test.afterAll(() => page?.close());
+sharePage((opened) => (page = opened));
 
 const output = () => page.locator('.gen-output');
 const summary = (key) => page.locator(`.gen-summary [data-key="${key}"]`);

@@ -4,23 +4,15 @@
 // holds model, recipe, view and tensor, and a shared link restores them. Then a second experiment, the
 // Pareto frontier, CSV/JSON export and two experiments compared side by side. One shared page.
 import { readFileSync } from 'node:fs';
-import { test, expect, expectNoConsoleErrors, openWithModel, waitForModel, waitForStats, waitForState, watchConsole,
-  countPixels, SCREENSHOTS } from './fixtures.js';
-
-test.describe.configure({ mode: 'serial' });
+import { test, expect, expectNoConsoleErrors, waitForModel, waitForStats, waitForState, watchConsole, countPixels,
+  SCREENSHOTS, sharePage } from './fixtures.js';
 
 const BARS = [0x4f, 0x46, 0xe5]; // COLORS.bars: the histogram, the experiments' points
 const FRONTIER = [0x0f, 0x76, 0x6e]; // COLORS.line
 const BLOCK0 = 'blk\\.0\\.';
 
 let page;
-let errors;
-
-test.beforeAll(async ({ browser }, testInfo) => {
-  ({ page, errors } = await openWithModel(browser, testInfo));
-});
-test.afterEach(() => expectNoConsoleErrors(errors));
-test.afterAll(() => page?.close());
+sharePage((opened) => (page = opened));
 
 const tab = (view) => page.locator(`.tab[data-view="${view}"]`);
 const compress = () => page.locator('#view-compress');

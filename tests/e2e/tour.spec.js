@@ -1,18 +1,10 @@
 // Teaching and reach: the guided tour walks histogram → quantise → error → perplexity → trade-off, from the
 // keyboard, outlining what each step talks about, and once closed it is not offered again; every view fits a
 // tablet's width without sideways scrolling, and the new tabs are reachable by keyboard.
-import { test, expect, expectNoConsoleErrors, openWithModel, waitForModel, SCREENSHOTS } from './fixtures.js';
-
-test.describe.configure({ mode: 'serial' });
+import { test, expect, waitForModel, SCREENSHOTS, sharePage } from './fixtures.js';
 
 let page;
-let errors;
-
-test.beforeAll(async ({ browser }, testInfo) => {
-  ({ page, errors } = await openWithModel(browser, testInfo));
-});
-test.afterEach(() => expectNoConsoleErrors(errors));
-test.afterAll(() => page?.close());
+sharePage((opened) => (page = opened));
 
 const STEPS = [
   ['weights', '#view-weights .hist-chart', 'The weights'],

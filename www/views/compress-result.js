@@ -2,7 +2,7 @@
 // the model moved), each step's notes, the error per layer as a chart, every rewritten tensor in a table, and
 // the download of the compressed model as GGUF or safetensors.
 import * as fmt from '../format.js';
-import { axes, COLORS, logTickValues, mountChart, WHOLE_TICKS } from '../charts.js';
+import { axes, blockBarsPath, COLORS, logTickValues, mountChart, WHOLE_TICKS } from '../charts.js';
 import { activateRows, makeSortable, sortableHeader } from '../table.js';
 import { createExportPanel } from './export-panel.js';
 
@@ -37,6 +37,13 @@ export function createCompressResult(root, { rpc, showError, openTensor }) {
           smaller.</p>
         <p class="no-layers muted" hidden>No block's matrices were rewritten.</p>
         <div class="chart layer-chart"></div>
+      </section>
+      <section class="card sparsity-card" hidden>
+        <h2>Zeros per layer</h2>
+        <p class="explain">The share of each block's rewritten weights that are exactly 0 after the recipe
+          (weighted by the matrices' sizes). Pruning at a uniform sparsity gives even bars; a quantiser after it
+          keeps the zeros when its grid holds 0 exactly.</p>
+        <div class="chart sparsity-chart"></div>
       </section>
     </div>
     <section class="card">
@@ -76,13 +83,15 @@ export function createCompressResult(root, { rpc, showError, openTensor }) {
           `${fmt.integer(e.tokens)} in ${e.chunks} chunk${e.chunks === 1 ? '' : 's'}`],
       ] : [['ppl', 'Evaluation', null, 'skipped']]),
       ['tensors', 'Tensors rewritten', r.tensors.length, fmt.integer(r.tensors.length)],
+      ...(r.blocks_dropped?.length ? [['blocks_dropped', 'Blocks removed', r.blocks_dropped.join(','),
+        r.blocks_dropped.join(', ')]] : []),
       ['seconds', 'Time', outcome.seconds,
         `${seconds(outcome.seconds)} compressing${calibration}, ${fmt.ms(ms)} with the evaluation`],
     ];
     q('.compress-facts').innerHTML = facts.map(([key, label, raw, shown]) =>
       `<div data-key="${key}" data-value="${raw ?? ''}"><dt>${label}</dt><dd>${fmt.esc(shown)}</dd></div>`).join('');
     q('.step-notes').innerHTML = r.steps.map((s) => `<li><strong>${fmt.esc(s.method)}</strong>
-      <span class="muted">${fmt.integer(s.tensors)} tensors in ${seconds(s.seconds)}, ${percent(s.sparsity)} zeros
+      <span class="muted">${fmt.integer(s.tensors)} tensors in ${seconds(s.seconds)}, ${fmt.percent(s.sparsity)} zeros
         ${s.zeros_lost ? `(${fmt.integer(s.zeros_lost)} weights that were zero are not any more)` : ''}</span>
       ${s.notes.length ? `<ul>${s.notes.map((n) => `<li>${fmt.esc(n)}</li>`).join('')}</ul>` : ''}</li>`).join('');
   }
@@ -109,13 +118,32 @@ export function createCompressResult(root, { rpc, showError, openTensor }) {
     }, [layers, relMse, ...(hasOutput ? [outputErr] : [])]);
   }
 
+  function drawSparsity() {
+    const { layers, sparsity } = perLayer(tensors);
+    const any = sparsity.some((v) => v > 0);
+    q('.sparsity-card').hidden = !any;
+    if (!any) return;
+    mountChart(q('.sparsity-chart'), `Share of zero weights per layer for ${layers.length} layers`, {
+      scales: { x: { time: false, range: [layers[0] - 0.5, layers.at(-1) + 0.5] }, y: { range: [0, 1] } },
+      axes: axes('layer (block index)', 'zeros (share of the weights)', { values: (u, ticks) =>
+        ticks.map((v) => `${Math.round(v * 100)}%`) }, WHOLE_TICKS),
+      series: [
+        { label: 'layer', value: (u, v) => (v == null ? '—' : String(v)) },
+        { label: 'zeros', stroke: COLORS.bars, fill: COLORS.bars, paths: blockBarsPath(), points: { show: false },
+          value: (u, v) => (v == null ? '—' : fmt.percent(v)) },
+      ],
+    }, [layers, sparsity]);
+    q('.sparsity-chart').dataset.values = sparsity.map((v) => v.toFixed(4)).join(',');
+  }
+
   function renderTable() {
     q('.report-table tbody').innerHTML = sorted(tensors).map((t) => `<tr tabindex="0" data-name="${fmt.esc(t.name)}">
       <td class="mono">${fmt.esc(t.name)}</td><td>${fmt.esc(t.method)}</td>
-      <td><code>${fmt.esc(t.dtype_before)}</code> → <code>${fmt.esc(t.dtype_after)}</code></td>
+      <td><code>${fmt.esc(t.dtype_before)}</code> → <code>${fmt.esc(t.dtype_after)}</code>${t.rank == null ? ''
+        : ` <span title="stored as two factors A·B of this rank, run as two matmuls">rank ${t.rank}</span>`}</td>
       <td class="num">${t.bpw.toFixed(3)}</td><td class="num">${fmt.bytes(t.bytes)}</td>
       <td class="num">${fmt.num(t.rel_mse, 3)}</td><td class="num">${fmt.num(t.output_err, 3)}</td>
-      <td class="num">${fmt.integer(t.outliers)}</td><td class="num">${percent(t.sparsity)}</td>
+      <td class="num">${fmt.integer(t.outliers)}</td><td class="num">${fmt.percent(t.sparsity)}</td>
       <td class="num">${fmt.ms(t.seconds * 1000)}</td></tr>`).join('');
     q('.report-count').textContent = `(${tensors.length})`;
   }
@@ -127,6 +155,7 @@ export function createCompressResult(root, { rpc, showError, openTensor }) {
       renderFacts(outcome, ms);
       renderTable();
       drawLayers();
+      drawSparsity();
       exportPanel.reset();
     },
   };
@@ -144,6 +173,12 @@ export function perLayer(tensors) {
     byLayer.get(t.layer).push(t);
   }
   const layers = [...byLayer.keys()].sort((a, b) => a - b);
+  // A tensor rewritten by several steps has a row per step; its zeros are what the last one left.
+  const last = (ts) => [...new Map(ts.map((t) => [t.name, t])).values()];
+  const zeros = (ts) => {
+    const params = ts.reduce((a, t) => a + t.params, 0);
+    return params ? ts.reduce((a, t) => a + t.sparsity * t.params, 0) / params : 0;
+  };
   const mean = (ts, key) => {
     const values = ts.map((t) => t[key]).filter((v) => v != null);
     const m = values.reduce((a, b) => a + b, 0) / values.length;
@@ -153,14 +188,10 @@ export function perLayer(tensors) {
     layers,
     relMse: layers.map((l) => mean(byLayer.get(l), 'rel_mse')),
     outputErr: layers.map((l) => mean(byLayer.get(l), 'output_err')),
+    sparsity: layers.map((l) => zeros(last(byLayer.get(l)))),
   };
 }
 
 function seconds(s) {
   return fmt.ms(s * 1000);
-}
-
-/** A share of weights as a percentage (what pruning left at zero). */
-function percent(share) {
-  return `${(100 * share).toFixed(share > 0 && share < 0.001 ? 3 : 1)}%`;
 }

@@ -11,7 +11,7 @@ export function createExportPanel(root, { rpc, showError }) {
   root.innerHTML = `
     <h2>Download</h2>
     <p class="explain">Take the compressed model home. GGUF runs in llama.cpp; safetensors keeps Squeeze's own packed
-      formats as bytes, with their layout named in the header (and config.json inside it). What a format cannot hold
+      formats as bytes, with their layout named in the header (and config.json and the tokenizer inside it). What a format cannot hold
       is decoded to 16-bit floats (32-bit where the original was): the plan below says which, before anything is
       written.</p>
     <div class="toolbar">

@@ -35,6 +35,14 @@ const PARAMS = {
     'residual stream; ppl = perplexity of the model without it (one forward pass per block).'],
 };
 
+// Parameters that mean something else in a method's own terms.
+const LOW_RANK = {
+  keep: ['Keep share', 'min="0" max="1" step="any"', "Share of each matrix's parameters the two factors hold, " +
+    'below 1: the rank r is chosen so that r·(in + out) ≈ keep·in·out.'],
+  alpha: ['α', 'min="0" max="1" step="any"', 'Exponent of the input scales mean|x|^α (0: plain SVD).'],
+};
+const METHOD_PARAMS = { svd: LOW_RANK, asvd: LOW_RANK };
+
 // Parameters whose value is one of a few words.
 const CHOICES = { scope: ['row', 'matrix'], importance: ['block', 'ppl'] };
 
@@ -102,7 +110,7 @@ already compressed, so later layers correct earlier errors. Off: every block see
   }
 
   function paramHtml(step, key, fallback) {
-    const [label, attrs, help] = PARAMS[key] ?? [key, 'step="any"', ''];
+    const [label, attrs, help] = METHOD_PARAMS[step.method]?.[key] ?? PARAMS[key] ?? [key, 'step="any"', ''];
     const value = step[key] ?? fallback;
     const title = `title="${fmt.esc(help)}"`;
     if (typeof fallback === 'boolean') {

@@ -4,6 +4,7 @@
 // distribution of the error Ŵ − W and the weights kept in 16 bit.
 import * as fmt from '../format.js';
 import { axes, barsPath, COLORS, joinTables, logTickValues, mountChart } from '../charts.js';
+import { createMaskMap } from './mask-map.js';
 
 /** At most this many kept (row, column) positions are listed; the count is always exact. */
 const KEPT_LISTED = 200;
@@ -72,6 +73,13 @@ export function createWeightsView(root, { call, showError, onSelect }) {
           <p class="kept-summary"></p>
           <ol class="kept-list mono"></ol>
         </section>
+        <section class="card mask-card wide" hidden>
+          <h3>Pruning mask</h3>
+          <p class="explain">Where the pruned matrix is zero: each cell is shaded by the share of its weights that
+            are exactly 0 (white: all kept, dark: all pruned). Unstructured pruning speckles; N:M pruning is an
+            even grey from afar and a regular pattern up close; a removed row or column is a dark line.</p>
+          <div class="mask-map"></div>
+        </section>
         <section class="card">
           <h3>Largest |w| in each output channel</h3>
           <p class="explain">One point per output channel (row). A channel far above the median stretches a
@@ -99,6 +107,7 @@ export function createWeightsView(root, { call, showError, onSelect }) {
   let compression = null; // {gen, methods: Map(tensor name → method)} of the last compression, or null
   let compressions = 0;
 
+  const maskMap = createMaskMap(q('.mask-map'), { call, showError });
   const settings = () => ({ bins: Number(q('.bins').value), topK: Number(q('.topk').value) });
   const sameRequest = (a, b) => a && b && a.gen === b.gen && a.compression === b.compression &&
     a.name === b.name && a.bins === b.bins && a.topK === b.topK;
@@ -206,6 +215,9 @@ export function createWeightsView(root, { call, showError, onSelect }) {
   function renderComparison() {
     const { after } = stats;
     for (const el of root.querySelectorAll('.error-card, .kept-card, .overlay-note')) el.hidden = !after;
+    const pruned = after && compression.sparsity.get(stats.name) > 0;
+    q('.mask-card').hidden = !pruned;
+    if (pruned) maskMap.show(stats.name);
     if (!after) return;
     const e = after.error;
     q('.overlay-note').textContent = `Indigo bars: the original (${e.dtype_before}); amber line: after ` +
@@ -308,7 +320,8 @@ export function createWeightsView(root, { call, showError, onSelect }) {
     select,
     /** The report of the last compression (null: none); the tensor on show is compared if it was rewritten. */
     setCompression(report) {
-      compression = report && { gen: ++compressions, methods: new Map(report.tensors.map((t) => [t.name, t.method])) };
+      compression = report && { gen: ++compressions, methods: new Map(report.tensors.map((t) => [t.name, t.method])),
+        sparsity: new Map(report.tensors.map((t) => [t.name, t.sparsity])) };
       if (want) select(want.name);
     },
     /** Called when the view becomes visible: start with a typical weight matrix if nothing is chosen yet. */

@@ -190,7 +190,7 @@ pub fn search_clip(
     max_shrink: f32,
 ) -> Result<Vec<Grid>> {
     check_shapes(&[(w, rows)], cols, hessian)?;
-    format.dtype(cols)?;
+    format.grid_dtype(cols)?;
     if format.per_tensor() {
         return Err(Error::Invalid(format!(
             "the clip search picks a range per row and group; {} shares one grid over the whole tensor",

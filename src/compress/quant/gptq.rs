@@ -147,7 +147,7 @@ fn check(
     };
     match problem {
         Some(p) => Err(Error::Invalid(format!("GPTQ: {p}"))),
-        None => format.dtype(cols).map(|_| ()),
+        None => format.grid_dtype(cols).map(|_| ()),
     }
 }
 

@@ -1,8 +1,11 @@
 //! Quantisation grids: which values a group of weights may take after quantisation, how a group's grid
 //! is fitted (scale and zero point from its range, optionally searched), and how codes are packed into
 //! the stored formats. Every quantiser (RTN, HQQ, GPTQ, AWQ …) chooses codes on these grids, so all
-//! of them write the same formats that the matmul kernels read.
+//! of them write the same formats that the matmul kernels read. ggml's K-quants are the exception: their
+//! super-blocks of 256 carry quantised sub-block scales, which `quant::kquant` fits whole, so only
+//! round-to-nearest writes them.
 
+use super::kquant::{self, Fit};
 use crate::error::{Error, Result};
 use crate::formats::packed::{self, BlockHeader, E2M1_MAX, E4M3_MAX, E5M2_MAX};
 use crate::formats::{DType, Packed, PackedKind};
@@ -28,6 +31,35 @@ pub enum Scheme {
     Q8_0,
     Q4_0,
     Q4_1,
+    Q5_0,
+    /// ggml's K-quants (`quant::kquant`); rows not a multiple of 256 fall back as llama.cpp's do.
+    #[serde(rename = "q4_k")]
+    #[allow(non_camel_case_types)]
+    Q4_K,
+    #[serde(rename = "q6_k")]
+    #[allow(non_camel_case_types)]
+    Q6_K,
+}
+
+impl Scheme {
+    /// Whether the scheme stores super-blocks with quantised sub-block scales (not one grid per block).
+    pub fn super_blocks(self) -> bool {
+        matches!(self, Scheme::Q4_K | Scheme::Q6_K)
+    }
+
+    /// The GGUF block formats, whose blocks are 32 wide (256 for the K-quants) whatever the granularity.
+    fn fixed_blocks(self) -> bool {
+        matches!(
+            self,
+            Scheme::Q8_0
+                | Scheme::Q4_0
+                | Scheme::Q4_1
+                | Scheme::Q5_0
+                | Scheme::Mxfp4
+                | Scheme::Q4_K
+                | Scheme::Q6_K
+        )
+    }
 }
 
 /// How many weights share one grid.
@@ -60,16 +92,30 @@ pub struct Grid {
 }
 
 impl Format {
+    /// The format rows of `cols` elements are stored in: this one, or for a K-quant whose 256-element
+    /// super-blocks do not divide the row, llama.cpp's fallback (`tensor_type_fallback` in
+    /// llama-quant.cpp): Q4_K → Q5_0, Q6_K → Q8_0.
+    pub fn for_row(&self, cols: usize) -> Format {
+        let scheme = match self.scheme {
+            Scheme::Q4_K if !cols.is_multiple_of(256) => Scheme::Q5_0,
+            Scheme::Q6_K if !cols.is_multiple_of(256) => Scheme::Q8_0,
+            s => s,
+        };
+        Format { scheme, ..*self }
+    }
+
     /// Elements per block of a row of `cols` elements.
     pub fn group_len(&self, cols: usize) -> usize {
-        match (self.scheme, self.granularity) {
-            (Scheme::Q8_0 | Scheme::Q4_0 | Scheme::Q4_1 | Scheme::Mxfp4, _) => 32,
+        match (self.for_row(cols).scheme, self.granularity) {
+            (Scheme::Q4_K | Scheme::Q6_K, _) => 256,
+            (s, _) if s.fixed_blocks() => 32,
             (_, Granularity::Group(g)) => g as usize,
             _ => cols,
         }
     }
 
-    /// The stored type of a row of `cols` elements, or why this format cannot hold it.
+    /// The stored type of a row of `cols` elements (after the K-quants' fallback), or why this format
+    /// cannot hold it.
     pub fn dtype(&self, cols: usize) -> Result<DType> {
         let group = self.group_len(cols);
         if group == 0
@@ -85,7 +131,7 @@ impl Format {
         }
         let packed =
             |kind, bits| DType::Packed(Packed { kind, bits, group: group as u32, cols: cols as u32 });
-        Ok(match self.scheme {
+        Ok(match self.for_row(cols).scheme {
             Scheme::Int { bits, .. } if !(2..=8).contains(&bits) => {
                 return Err(Error::Invalid(format!("integer grids have 2 to 8 bits, not {bits}")))
             }
@@ -99,7 +145,24 @@ impl Format {
             Scheme::Q8_0 => DType::Q8_0,
             Scheme::Q4_0 => DType::Q4_0,
             Scheme::Q4_1 => DType::Q4_1,
+            Scheme::Q5_0 => DType::Q5_0,
+            Scheme::Q4_K => DType::Q4_K,
+            Scheme::Q6_K => DType::Q6_K,
         })
+    }
+
+    /// The stored type of a row of `cols` elements when one grid per block describes it, as the methods
+    /// that choose grids or codes themselves (GPTQ, AWQ's clip search, HQQ) need; K-quant super-blocks
+    /// are fitted whole by round-to-nearest (`quantize_rtn`) only.
+    pub fn grid_dtype(&self, cols: usize) -> Result<DType> {
+        if self.scheme.super_blocks() {
+            return Err(Error::Invalid(format!(
+                "{:?} super-blocks carry quantised sub-block scales, fitted whole by round-to-nearest \
+                 (rtn) only; methods that choose one grid per block can write Q4_0, Q4_1, Q5_0 or Q8_0",
+                self.scheme
+            )));
+        }
+        self.dtype(cols)
     }
 
     pub fn describe(&self) -> String {
@@ -134,8 +197,7 @@ impl Format {
 
     /// Whether the whole tensor shares one grid (the GGUF block schemes always have blocks of 32).
     pub fn per_tensor(&self) -> bool {
-        self.granularity == Granularity::Tensor
-            && !matches!(self.scheme, Scheme::Q8_0 | Scheme::Q4_0 | Scheme::Q4_1 | Scheme::Mxfp4)
+        self.granularity == Granularity::Tensor && !self.scheme.fixed_blocks()
     }
 
     /// Grids for a (rows, cols) matrix `w`: one per block, row-major; per-tensor formats share one.
@@ -181,6 +243,10 @@ impl Grid {
             Scheme::Q8_0 => Grid { scheme, d: f16(amax / 127.0), z: 0.0 },
             Scheme::Q4_0 => Grid { scheme, d: f16(signed / -8.0), z: 0.0 },
             Scheme::Q4_1 => Grid { scheme, d: f16((hi - lo) / 15.0), z: f16(lo) },
+            Scheme::Q5_0 => Grid { scheme, d: f16(signed / -16.0), z: 0.0 },
+            Scheme::Q4_K | Scheme::Q6_K => {
+                unreachable!("{scheme:?} is fitted per super-block (quant::kquant)")
+            }
             Scheme::Mxfp4 => {
                 let e = if amax > 0.0 { (amax.log2().floor() - 2.0 + 127.0).clamp(0.0, 254.0) } else { 0.0 };
                 Grid { scheme, d: packed::e8m0_half(e as u8), z: e }
@@ -205,6 +271,8 @@ impl Grid {
             Scheme::Q8_0 => ((x * inv(self.d)).round().clamp(-127.0, 127.0) as i8) as u8,
             Scheme::Q4_0 => (x * inv(self.d) + 8.5).floor().clamp(0.0, 15.0) as u8,
             Scheme::Q4_1 => ((x - self.z) * inv(self.d) + 0.5).floor().clamp(0.0, 15.0) as u8,
+            Scheme::Q5_0 => (x * inv(self.d) + 16.5).floor().clamp(0.0, 31.0) as u8,
+            Scheme::Q4_K | Scheme::Q6_K => unreachable!("{:?} codes come from quant::kquant", self.scheme),
             Scheme::Mxfp4 => {
                 // Nearest level of E2M1 at 2^(e−127), with the sign bit as ggml's table orders them.
                 let q = packed::nearest_code(PackedKind::Fp4, x / (2.0 * self.d));
@@ -230,6 +298,8 @@ impl Grid {
             Scheme::Q8_0 => (code as i8) as f32 * self.d,
             Scheme::Q4_0 => (code as i32 - 8) as f32 * self.d,
             Scheme::Q4_1 => code as f32 * self.d + self.z,
+            Scheme::Q5_0 => (code as i32 - 16) as f32 * self.d,
+            Scheme::Q4_K | Scheme::Q6_K => unreachable!("{:?} values come from quant::kquant", self.scheme),
             Scheme::Mxfp4 => 2.0 * packed::E2M1[code as usize] * self.d,
         }
     }
@@ -257,14 +327,15 @@ pub struct Quantized {
 /// Store a (rows, cols) matrix given each element's code and each block's grid (row-major, as
 /// `Format::fit_all` orders them).
 pub fn pack(format: &Format, rows: usize, cols: usize, grids: &[Grid], codes: &[u8]) -> Result<Quantized> {
-    let dtype = format.dtype(cols)?;
+    let dtype = format.grid_dtype(cols)?;
     let group = format.group_len(cols);
     let mut bytes = Vec::with_capacity(dtype.bytes_for((rows * cols) as u64).unwrap_or(0) as usize);
     let mut values = Vec::with_capacity(rows * cols);
     for (b, (codes, grid)) in blocks(codes, cols, group).zip(grids).enumerate() {
         values.extend(codes.iter().map(|&c| grid.value(c)));
         let f16 = |v: f32| half::f16::from_f32(v).to_le_bytes();
-        let nibbles = |out: &mut Vec<u8>| out.extend((0..16).map(|j| codes[j] | (codes[j + 16] << 4)));
+        let nibbles =
+            |out: &mut Vec<u8>| out.extend((0..16).map(|j| (codes[j] & 0x0F) | (codes[j + 16] << 4)));
         match dtype {
             DType::Packed(p) => {
                 packed::encode_block(p, BlockHeader { d: grid.d, z: grid.z }, codes, &mut bytes)
@@ -282,6 +353,13 @@ pub fn pack(format: &Format, rows: usize, cols: usize, grids: &[Grid], codes: &[
                 bytes.extend(f16(grid.z));
                 nibbles(&mut bytes);
             }
+            DType::Q5_0 => {
+                bytes.extend(f16(grid.d));
+                // The fifth bit of element j is bit j of qh.
+                let qh = codes.iter().enumerate().fold(0u32, |qh, (j, &c)| qh | (c as u32 >> 4) << j);
+                bytes.extend(qh.to_le_bytes());
+                nibbles(&mut bytes);
+            }
             DType::MXFP4 => {
                 bytes.push(grid.z as u8);
                 nibbles(&mut bytes);
@@ -292,10 +370,15 @@ pub fn pack(format: &Format, rows: usize, cols: usize, grids: &[Grid], codes: &[
     Ok(Quantized { dtype, bytes, values })
 }
 
-/// Round-to-nearest: fit every block's grid and round each weight onto it.
+/// Round-to-nearest: fit every block's grid and round each weight onto it; K-quants fit each
+/// super-block with a search (`kquant`), rows not a multiple of 256 take llama.cpp's fallback.
 pub fn quantize_rtn(format: &Format, w: &[f32], rows: usize, cols: usize) -> Result<Quantized> {
+    let format = format.for_row(cols);
+    if format.scheme.super_blocks() {
+        return kquant::quantize(format.scheme, w, rows, cols, Fit::Searched);
+    }
     format.dtype(cols)?; // before fit_all, which needs whole blocks
-    quantize_with_grids(w, rows, cols, format, &format.fit_all(w, rows, cols))
+    quantize_with_grids(w, rows, cols, &format, &format.fit_all(w, rows, cols))
 }
 
 /// Round each weight of a (rows, cols) matrix onto its block's grid from `grids` (one per block,
@@ -307,7 +390,7 @@ pub fn quantize_with_grids(
     format: &Format,
     grids: &[Grid],
 ) -> Result<Quantized> {
-    format.dtype(cols)?;
+    format.grid_dtype(cols)?;
     let group = format.group_len(cols);
     if w.len() != rows * cols || grids.len() != rows * cols.div_ceil(group) {
         return Err(Error::Invalid(format!(

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 
 const GGUF: &str = "GGUF tokenizer metadata";
 const TOKENIZER_JSON: &str = "tokenizer.json";
+const TOKENIZER_CONFIG_JSON: &str = "tokenizer_config.json";
 
 /// The pre-tokenizer regexes as tokenizer.json files write them, for recognising the known ones.
 const GPT2_REGEX: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+pub(super) const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+pub(super) const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// llama.cpp's BOS and EOS for a gpt2 vocabulary whose metadata names none.
 const GPT2_DEFAULT_BOS_EOS: u32 = 11;
@@ -37,6 +38,7 @@ impl Tokenizer {
             ignore_merges: pre == PreTokenizer::Llama3,
             bos: gguf_special_id(&meta, "tokenizer.ggml.bos_token_id", texts.len())?,
             eos: gguf_special_id(&meta, "tokenizer.ggml.eos_token_id", texts.len())?,
+            pad: meta.u32("tokenizer.ggml.padding_token_id")?.filter(|&id| (id as usize) < texts.len()),
             add_bos: meta.bool("tokenizer.ggml.add_bos_token")?.unwrap_or(pre == PreTokenizer::Llama3),
             chat_template: meta.str("tokenizer.chat_template")?.map(str::to_string),
             kinds: gguf_token_kinds(&meta, texts.len())?,
@@ -45,12 +47,19 @@ impl Tokenizer {
     }
 
     /// A Hugging Face tokenizer.json with a BPE model and a byte-level pre-tokenizer that matches one of the
-    /// supported llama.cpp pre-tokenizers. Added tokens become special tokens (control ones if marked
-    /// `special`). EOS lives in tokenizer_config.json, so it is guessed: the first added token among
-    /// `<|eot_id|>`, `<|im_end|>`, `<|endoftext|>`, `<|end_of_text|>`, `</s>`. BOS is the token the
-    /// post-processor template puts first (and then added by default), else EOS, as in GPT-2. There is no
-    /// chat template.
+    /// supported llama.cpp pre-tokenizers, without tokenizer_config.json: see
+    /// [`Tokenizer::from_hugging_face`].
     pub fn from_tokenizer_json(text: &str) -> Result<Tokenizer> {
+        Tokenizer::from_hugging_face(text, None)
+    }
+
+    /// A Hugging Face tokenizer.json, with its tokenizer_config.json when given. Added tokens become
+    /// special tokens (control ones if marked `special`). BOS, EOS, padding, whether BOS is added and the
+    /// chat template come from tokenizer_config.json; without it EOS is guessed — the first added token
+    /// among `<|eot_id|>`, `<|im_end|>`, `<|endoftext|>`, `<|end_of_text|>`, `</s>` — BOS is the token the
+    /// post-processor template puts first (and then added), else EOS, as in GPT-2, and there is no chat
+    /// template.
+    pub fn from_hugging_face(text: &str, config: Option<&Value>) -> Result<Tokenizer> {
         let json: Value = serde_json::from_str(text)
             .map_err(|e| Error::bad_file(TOKENIZER_JSON, format!("not JSON: {e}")))?;
         let model = &json["model"];
@@ -61,24 +70,42 @@ impl Tokenizer {
         let pre = pre_from_json(&json["pre_tokenizer"])?;
         let (texts, kinds) = json_vocab(model, &json["added_tokens"])?;
         let id_of = |name: &str| texts.iter().position(|t| t == name).map(|id| id as u32);
+        let null = Value::Null;
+        let config = config.unwrap_or(&null);
+        // tokenizer_config.json writes a token as its text or as {"content": text, ...}.
+        let configured = |key: &str| -> Result<Option<u32>> {
+            let value = &config[key];
+            let Some(name) = value.as_str().or_else(|| value["content"].as_str()) else { return Ok(None) };
+            id_of(name).map(Some).ok_or_else(|| {
+                Error::bad_file(TOKENIZER_CONFIG_JSON, format!("{key} {name:?} is not in tokenizer.json"))
+            })
+        };
         let template_bos = json_bos(&json["post_processor"]).and_then(&id_of);
-        let eos = EOS_CANDIDATES
-            .iter()
-            .filter_map(|name| id_of(name))
-            .find(|&id| kinds[id as usize] != TokenKind::Normal)
-            .ok_or_else(|| {
-                let what =
-                    format!("no end-of-text token among the added tokens (looked for {EOS_CANDIDATES:?})");
-                unsupported(TOKENIZER_JSON, what)
-            })?;
+        let guessed_eos = || {
+            EOS_CANDIDATES
+                .iter()
+                .filter_map(|name| id_of(name))
+                .find(|&id| kinds[id as usize] != TokenKind::Normal)
+                .ok_or_else(|| {
+                    let what = format!(
+                        "no end-of-text token among the added tokens (looked for {EOS_CANDIDATES:?})"
+                    );
+                    unsupported(TOKENIZER_JSON, what)
+                })
+        };
+        let eos = match configured("eos_token")? {
+            Some(id) => id,
+            None => guessed_eos()?,
+        };
         Ok(Tokenizer::build(Vocab {
             merges: json_merges(&model["merges"])?,
             pre,
             ignore_merges: model["ignore_merges"].as_bool().unwrap_or(false),
-            bos: template_bos.unwrap_or(eos),
+            bos: configured("bos_token")?.or(template_bos).unwrap_or(eos),
             eos,
-            add_bos: template_bos.is_some(),
-            chat_template: None,
+            pad: configured("pad_token")?,
+            add_bos: config["add_bos_token"].as_bool().unwrap_or(template_bos.is_some()),
+            chat_template: config["chat_template"].as_str().map(str::to_string),
             texts,
             kinds,
         }))

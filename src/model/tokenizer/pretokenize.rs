@@ -48,6 +48,16 @@ impl PreTokenizer {
         }
     }
 
+    /// The `tokenizer.ggml.pre` value llama.cpp writes for this type.
+    pub fn gguf_name(self) -> &'static str {
+        match self {
+            PreTokenizer::Gpt2 => "gpt-2",
+            PreTokenizer::SmolLm => "smollm",
+            PreTokenizer::Llama3 => "llama-bpe",
+            PreTokenizer::Qwen2 => "qwen2",
+        }
+    }
+
     /// Split `text` into words; concatenated they give back `text`.
     pub fn split(self, text: &str) -> Vec<&str> {
         let cpts: Vec<Cpt> = text.chars().map(|ch| Cpt { ch, class: char_class(ch) }).collect();
