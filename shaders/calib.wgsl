@@ -1,8 +1,9 @@
 // Calibration statistics of the activations x (t tokens, k channels) at the input of a linear layer,
 // added into running totals so that batches accumulate. Sums run in f32 over one batch. The CPU twin
 // is src/cpu/calib.rs.
-//   columns:   per channel c, stats[c] += Σ|x|, stats[k + c] = max(·, max|x|), stats[2k + c] += Σx²
-//              (AWQ, SmoothQuant, Wanda, LLM.int8 outliers); one thread per channel.
+//   columns:   per channel c, stats[c] += Σ|x|, stats[k + c] = max(·, max|x|), stats[2k + c] += Σx²,
+//              stats[3k + c] += Σx (AWQ, SmoothQuant, Wanda, LLM.int8 outliers, FLAP's variance and
+//              bias compensation); one thread per channel.
 //   transpose_x: xt = xᵀ, zero-padded to (k_pad, t_pad), for the Hessian to read.
 //   hessian:   h += xᵀx, h[a, b] += Σ_i x[i, a]·x[i, b] (GPTQ, SparseGPT) for ROWS rows a0 .. of h per
 //              dispatch, one thread per column b.
@@ -33,7 +34,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 // columns, transpose_x
 @group(0) @binding(1) var<storage, read> x: array<f32>;                  // (t, k)
-@group(0) @binding(2) var<storage, read_write> stats: array<f32>;        // (3, k)
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;        // (4, k)
 @group(0) @binding(2) var<storage, read_write> xt_out: array<f32>;       // (k_pad, t_pad)
 // hessian
 @group(0) @binding(1) var<uniform> block_xt: array<vec4<f32>, 4096>;     // (ROWS, t_pad): xt rows a0 ..
@@ -53,15 +54,18 @@ fn columns(@builtin(global_invocation_id) gid: vec3<u32>) {
     var sum_abs = 0.0;
     var max_abs = 0.0;
     var sum_sq = 0.0;
+    var sum = 0.0;
     for (var i = 0u; i < params.t; i++) {
         let v = x[params.x_skip + i * k + c];
         sum_abs += abs(v);
         max_abs = max(max_abs, abs(v));
         sum_sq += v * v;
+        sum += v;
     }
     stats[c] += sum_abs;
     stats[k + c] = max(stats[k + c], max_abs);
     stats[2u * k + c] += sum_sq;
+    stats[3u * k + c] += sum;
 }
 
 // One workgroup per WG channels of one token (wid.y).

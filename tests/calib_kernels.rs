@@ -44,7 +44,7 @@ async fn check_batches(gpu: &Gpu, batches: &[usize], k: usize, rng: &mut Rng) {
     let what = format!("batches {batches:?} of {k} channels");
     let stats = calib::new_column_stats(gpu, k as u32).unwrap();
     let h = calib::new_hessian(gpu, k as u32).unwrap();
-    let (mut want_stats, mut want_h) = (vec![0f32; 3 * k], vec![0f32; k * k]);
+    let (mut want_stats, mut want_h) = (vec![0f32; 4 * k], vec![0f32; k * k]);
     let mut magnitude_h = vec![0f32; k * k];
     for &t in batches {
         let x = activations(t, k, rng);
@@ -58,14 +58,14 @@ async fn check_batches(gpu: &Gpu, batches: &[usize], k: usize, rng: &mut Rng) {
         let abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
         cpu::calib::accumulate_hessian(&abs, t, k, &mut magnitude_h);
     }
-    let got_stats = gpu.read_f32(&stats, 0, 3 * k as u64).await.unwrap();
+    let got_stats = gpu.read_f32(&stats, 0, 4 * k as u64).await.unwrap();
     let got_h = gpu.read_f32(&h, 0, (k * k) as u64).await.unwrap();
     gpu.check().unwrap();
 
     let n = (batches.iter().sum::<usize>() + batches.len()) as f32;
-    // Σ|x| and Σx² are their own Σ|terms|.
-    assert_close(&format!("{what}: Σ|x|, Σx²"), &got_stats, &want_stats, |i| {
-        n * EPS * want_stats[i] + f32::MIN_POSITIVE
+    // Σ|x| and Σx² are their own Σ|terms|; Σx's is Σ|x|.
+    assert_close(&format!("{what}: Σ|x|, Σx², Σx"), &got_stats, &want_stats, |i| {
+        n * EPS * want_stats[if i >= 3 * k { i - 3 * k } else { i }] + f32::MIN_POSITIVE
     });
     assert_eq!(got_stats[k..2 * k], want_stats[k..2 * k], "{what}: max|x|");
     assert_close(&format!("{what}: xᵀx"), &got_h, &want_h, |i| {
@@ -129,11 +129,11 @@ fn known_answer() {
         }
         gpu.queue.submit([enc.finish()]);
         // Rows (1, 2, 3), (−4, 5, −6), then (0, −1, 2).
-        let want_stats = [5.0, 8.0, 11.0, 4.0, 5.0, 6.0, 17.0, 30.0, 49.0];
+        let want_stats = [5.0, 8.0, 11.0, 4.0, 5.0, 6.0, 17.0, 30.0, 49.0, -3.0, 6.0, -1.0];
         let want_h = [17.0, -18.0, 27.0, -18.0, 30.0, -26.0, 27.0, -26.0, 49.0];
-        assert_eq!(gpu.read_f32(&stats, 0, 9).await.unwrap(), want_stats);
+        assert_eq!(gpu.read_f32(&stats, 0, 12).await.unwrap(), want_stats);
         assert_eq!(gpu.read_f32(&h, 0, 9).await.unwrap(), want_h);
-        let mut cpu_stats = vec![0f32; 9];
+        let mut cpu_stats = vec![0f32; 12];
         let mut cpu_h = vec![0f32; 9];
         for (x, t) in [(&[1.0, 2.0, 3.0, -4.0, 5.0, -6.0][..], 2), (&[0.0, -1.0, 2.0], 1)] {
             cpu::calib::accumulate_columns(x, t, 3, &mut cpu_stats);

@@ -1,5 +1,5 @@
 //! Calibration: run text through the model one block at a time and capture, at the inputs of each
-//! block's linear layers, what the methods need — per-channel mean|x|, max|x| and Σx², and the Hessian
+//! block's linear layers, what the methods need — per-channel mean|x|, max|x|, Σx² and Σx, and the Hessian
 //! XᵀX — accumulated on the GPU (`kernels::calib`).
 //!
 //! The residual stream of every calibration sequence is kept on the GPU between blocks, so a block is
@@ -50,6 +50,8 @@ pub struct SiteStats {
     pub max_abs: Vec<f32>,
     /// Σ x² per channel (Wanda's ‖X_j‖₂²).
     pub sum_sq: Vec<f32>,
+    /// Σ x per channel (FLAP's mean and variance).
+    pub sum: Vec<f32>,
     /// Σ x xᵀ, (k, k), when asked for.
     pub hessian: Option<Vec<f32>>,
 }
@@ -72,7 +74,7 @@ impl Capture {
             |label: &str, n: usize| gpu.storage_buffer(label, (n * 4) as u64, wgpu::BufferUsages::COPY_DST);
         let mut map = BTreeMap::new();
         for &(site, k) in sites {
-            let stats = zeroed("calibration column stats", 3 * k)?;
+            let stats = zeroed("calibration column stats", 4 * k)?;
             let hessian = if hessian { Some(zeroed("calibration Hessian", k * k)?) } else { None };
             map.insert(site, SiteBuffers { k, stats, hessian });
         }
@@ -101,7 +103,7 @@ impl Capture {
     pub async fn read(&self, gpu: &Gpu, tokens: u64) -> Result<BTreeMap<Site, SiteStats>> {
         let mut out = BTreeMap::new();
         for (&site, b) in &self.sites {
-            let raw = gpu.read_f32(&b.stats, 0, 3 * b.k as u64).await?;
+            let raw = gpu.read_f32(&b.stats, 0, 4 * b.k as u64).await?;
             let hessian = match &b.hessian {
                 Some(h) => Some(gpu.read_f32(h, 0, (b.k * b.k) as u64).await?),
                 None => None,
@@ -114,7 +116,8 @@ impl Capture {
                     tokens,
                     mean_abs: raw[..b.k].iter().map(|s| s / n).collect(),
                     max_abs: raw[b.k..2 * b.k].to_vec(),
-                    sum_sq: raw[2 * b.k..].to_vec(),
+                    sum_sq: raw[2 * b.k..3 * b.k].to_vec(),
+                    sum: raw[3 * b.k..].to_vec(),
                     hessian,
                 },
             );

@@ -308,6 +308,7 @@ fn rescale_stats(st: &mut SiteStats, s: &[f32]) {
         st.mean_abs[j] /= sj;
         st.max_abs[j] /= sj;
         st.sum_sq[j] /= sj * sj;
+        st.sum[j] /= sj;
     }
     if let Some(h) = st.hessian.as_mut() {
         for i in 0..k {

@@ -51,14 +51,14 @@ pub async fn compress(
     progress: &mut impl Progress,
 ) -> Result<Compressed> {
     let start = now_ms();
-    if recipe.steps.iter().any(|s| s.allotted().is_some())
-        && recipe.steps.iter().any(|s| s.method == "drop_layers")
-    {
-        return Err(Error::Invalid(
-            "target_bpw and drop_layers in one recipe: not supported yet (the allotment is measured on the \
-             blocks before any are dropped); run them as two compressions"
-                .into(),
-        ));
+    if let Some(s) = recipe.steps.iter().find(|s| s.structural()) {
+        if recipe.steps.iter().any(|s| s.allotted().is_some()) {
+            return Err(Error::Invalid(format!(
+                "target_bpw and {} in one recipe: not supported yet (the allotment is measured on the \
+                 model before its structure changes); run them as two compressions",
+                s.method
+            )));
+        }
     }
     let mut allotments = Vec::new();
     for (index, step) in recipe.steps.iter().enumerate().filter(|(_, s)| s.allotted().is_some()) {
@@ -93,16 +93,17 @@ pub async fn run_recipe(
     if recipe.needs_calibration() && calibration.is_none() {
         return Err(Error::Invalid("this recipe has calibrated steps: give calibration text".into()));
     }
-    let (shallower, dropped, blocks_dropped) =
-        drop_layers(gpu, original, recipe, calibration, progress).await?;
-    let first = shallower.as_ref().unwrap_or(original);
+    let restructured = restructure(gpu, original, recipe, calibration, progress).await?;
+    let first = restructured.model.as_ref().unwrap_or(original);
     let cfg = ModelConfig::from_header(&first.header)?;
     let targets = plan::plan(recipe, &cfg, &first.header)?;
     let mut work = Work::new(gpu, original, first, recipe);
-    for (index, notes) in dropped {
+    for (index, notes, removed, seconds) in restructured.steps {
         work.steps[index].notes = notes;
+        work.steps[index].removed = removed;
+        work.steps[index].seconds = seconds;
     }
-    work.blocks_dropped = blocks_dropped;
+    work.blocks_dropped = restructured.blocks_dropped;
 
     // Tensors outside the blocks (embedding, output head) take data-free steps only; do them first.
     for (index, (step, targets)) in recipe.steps.iter().zip(&targets).enumerate() {
@@ -113,7 +114,7 @@ pub async fn run_recipe(
     }
     work.upload_pending()?;
 
-    let calibrated_steps = recipe.steps.iter().any(|s| s.info().calibrated && s.method != "drop_layers");
+    let calibrated_steps = recipe.steps.iter().any(|s| s.info().calibrated && !s.structural());
     let mut calibrator = match (calibrated_steps, calibration) {
         (true, Some(c)) => {
             progress.report("calibration", 0, cfg.n_layers as u64);
@@ -180,54 +181,81 @@ pub async fn run_recipe(
     Ok(work.finish(calib_tokens, calib_ms / 1000.0, (now_ms() - start) / 1000.0))
 }
 
-/// The recipe's leading drop_layers steps, one after another: the shallower model (none without such
-/// steps), each step's notes by step index, and the blocks removed (original numbering).
-async fn drop_layers(
+/// What the recipe's leading structural steps did: the model they left (none without such steps), each
+/// step's notes, removed units and seconds by step index, and the blocks removed (original numbering).
+#[derive(Default)]
+struct Restructured {
+    model: Option<LoadedModel>,
+    steps: Vec<(usize, Vec<String>, Vec<prune::width::Removed>, f64)>,
+    blocks_dropped: Vec<usize>,
+}
+
+/// The recipe's leading structural steps (drop_layers, width pruning), one after another.
+async fn restructure(
     gpu: &Gpu,
     original: &LoadedModel,
     recipe: &Recipe,
     calibration: Option<Calibration<'_>>,
     progress: &mut impl Progress,
-) -> Result<(Option<LoadedModel>, Vec<(usize, Vec<String>)>, Vec<usize>)> {
-    let mut model: Option<LoadedModel> = None;
-    let mut notes = Vec::new();
-    let mut blocks = Vec::new();
+) -> Result<Restructured> {
+    let mut done = Restructured::default();
     // Original block number of each block of the current model.
     let mut origin: Vec<usize> = (0..ModelConfig::from_header(&original.header)?.n_layers).collect();
-    for (index, step) in recipe.steps.iter().enumerate().take_while(|(_, s)| s.method == "drop_layers") {
-        let current = model.as_ref().unwrap_or(original);
-        let count = step.usize("count");
-        if count >= origin.len() {
-            return Err(crate::error::Error::Invalid(format!(
-                "recipe step {} (drop_layers): cannot drop {count} of the model's {} blocks",
-                index + 1,
-                origin.len()
-            )));
-        }
-        let calibration = calibration.expect("checked: calibrated steps have calibration text");
-        let scores =
-            prune::depth::importances(gpu, current, step.importance(), calibration, progress).await?;
-        let drop = prune::depth::least_important(&scores, count);
-        let shown = |ls: &[usize]| ls.iter().map(|&l| origin[l].to_string()).collect::<Vec<_>>().join(", ");
-        let scores_shown: Vec<String> =
-            scores.iter().enumerate().map(|(l, s)| format!("{}: {s:.4}", origin[l])).collect();
-        notes.push((
-            index,
-            vec![
-                format!(
-                    "dropped blocks {} (original numbering); {} remain",
-                    shown(&drop),
-                    origin.len() - count
-                ),
-                format!("importance ({:?}) of each block: {}", step.importance(), scores_shown.join(", ")),
-            ],
-        ));
-        let next = prune::depth::without_blocks(current, &drop)?;
-        let mut removed: Vec<usize> = drop.iter().map(|&l| origin[l]).collect();
-        blocks.append(&mut removed);
-        origin = origin.iter().enumerate().filter(|(l, _)| !drop.contains(l)).map(|(_, &o)| o).collect();
-        model = Some(next);
+    for (index, step) in recipe.steps.iter().enumerate().take_while(|(_, s)| s.structural()) {
+        let t0 = now_ms();
+        let current = done.model.as_ref().unwrap_or(original);
+        let at_step = |e: Error| match e {
+            Error::Invalid(m) => Error::Invalid(format!("recipe step {} ({}): {m}", index + 1, step.method)),
+            other => other,
+        };
+        let (next, notes, removed) = match (step.width_unit(), step.width_importance()) {
+            (Some(unit), Some(importance)) => {
+                let ratio = step.f64("ratio");
+                let narrowed =
+                    prune::width::prune_width(gpu, current, unit, importance, ratio, calibration, progress)
+                        .await
+                        .map_err(at_step)?;
+                (narrowed.model, narrowed.notes, narrowed.removed)
+            }
+            _ => {
+                let (next, notes) = drop_blocks(gpu, current, step, &mut origin, calibration, progress)
+                    .await
+                    .map_err(at_step)?;
+                (next, notes, Vec::new())
+            }
+        };
+        done.steps.push((index, notes, removed, (now_ms() - t0) / 1000.0));
+        done.model = Some(next);
     }
-    blocks.sort();
-    Ok((model, notes, blocks))
+    done.blocks_dropped =
+        (0..ModelConfig::from_header(&original.header)?.n_layers).filter(|l| !origin.contains(l)).collect();
+    Ok(done)
+}
+
+/// One drop_layers step on `current`, whose blocks are `origin` in the original's numbering (updated).
+async fn drop_blocks(
+    gpu: &Gpu,
+    current: &LoadedModel,
+    step: &Step,
+    origin: &mut Vec<usize>,
+    calibration: Option<Calibration<'_>>,
+    progress: &mut impl Progress,
+) -> Result<(LoadedModel, Vec<String>)> {
+    let count = step.usize("count");
+    if count >= origin.len() {
+        return Err(Error::Invalid(format!("cannot drop {count} of the model's {} blocks", origin.len())));
+    }
+    let calibration = calibration.expect("checked: calibrated steps have calibration text");
+    let scores = prune::depth::importances(gpu, current, step.importance(), calibration, progress).await?;
+    let drop = prune::depth::least_important(&scores, count);
+    let shown = |ls: &[usize]| ls.iter().map(|&l| origin[l].to_string()).collect::<Vec<_>>().join(", ");
+    let scores_shown: Vec<String> =
+        scores.iter().enumerate().map(|(l, s)| format!("{}: {s:.4}", origin[l])).collect();
+    let notes = vec![
+        format!("dropped blocks {} (original numbering); {} remain", shown(&drop), origin.len() - count),
+        format!("importance ({:?}) of each block: {}", step.importance(), scores_shown.join(", ")),
+    ];
+    let next = prune::depth::without_blocks(current, &drop)?;
+    *origin = origin.iter().enumerate().filter(|(l, _)| !drop.contains(l)).map(|(_, &o)| o).collect();
+    Ok((next, notes))
 }

@@ -37,8 +37,8 @@ fn step_targets(
     linears: &HashMap<String, (usize, Role)>,
     header: &ModelHeader,
 ) -> Result<Vec<Target>> {
-    if step.method == "drop_layers" {
-        return Ok(Vec::new()); // whole blocks, removed before the other steps
+    if step.structural() {
+        return Ok(Vec::new()); // the model's structure, changed before the other steps
     }
     let pattern = step.target.as_deref().map(|t| regex::Regex::new(t).expect("checked when parsed"));
     let targets: Vec<Target> = header

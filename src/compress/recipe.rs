@@ -14,6 +14,7 @@
 
 use super::prune::depth::Importance;
 use super::prune::magnitude::Scope;
+use super::prune::width::{self, Unit};
 use super::prune::Sparsity;
 use super::quant::grid::{Format, Granularity, Scheme};
 use crate::error::{Error, Result};
@@ -184,6 +185,35 @@ pub const METHODS: &[MethodInfo] = &[
         defaults: || json!({"count": 3, "importance": "block"}),
     },
     MethodInfo {
+        name: "prune_heads",
+        calibrated: true,
+        about: "Width pruning of attention: removes the same share (`ratio`) of whole key/value groups from \
+                every block — a KV head with its query heads, their q/k/v rows and the output projection's \
+                columns — ranked by importance \"activation\" (Minitron: the heads' output), \"flap\" \
+                (fluctuation × ‖W_col‖², the removed mean folded into an output bias) or \"magnitude\". The \
+                model becomes physically narrower (fewer heads in its metadata); it comes before other steps.",
+        defaults: || json!({"ratio": 0.33, "importance": "activation"}),
+    },
+    MethodInfo {
+        name: "prune_neurons",
+        calibrated: true,
+        about: "Width pruning of the MLP: removes the same share (`ratio`) of intermediate channels from every \
+                block — rows of gate and up, columns of down — ranked by importance \"activation\" (Minitron), \
+                \"flap\" (fluctuation × ‖W_col‖², the removed mean folded into a down bias) or \"magnitude\". \
+                The FFN width shrinks to a multiple of 32 so that 32-wide quantisation groups still fit.",
+        defaults: || json!({"ratio": 0.25, "importance": "activation"}),
+    },
+    MethodInfo {
+        name: "prune_embedding",
+        calibrated: true,
+        about: "Width pruning of the residual stream: removes the same hidden channels everywhere — columns of \
+                every linear that reads the stream and of the embedding, rows of the output and down \
+                projections, entries of the norms — ranked by importance \"activation\" (Minitron: the norms' \
+                outputs summed over blocks), \"flap\" or \"magnitude\". The width shrinks to a multiple of 32; \
+                every block keeps the same channels, since the stream passes through all of them.",
+        defaults: || json!({"ratio": 0.25, "importance": "activation"}),
+    },
+    MethodInfo {
         name: "nf4",
         calibrated: false,
         about: "NormalFloat4 (QLoRA): 16 levels placed at the quantiles of a normal distribution, scaled by \
@@ -268,13 +298,15 @@ impl Recipe {
             .enumerate()
             .map(|(i, s)| Step::from_value(s).map_err(|e| at_step(i, e)))
             .collect::<Result<_>>()?;
-        let first_other = steps.iter().position(|s| s.method != "drop_layers").unwrap_or(steps.len());
-        if let Some(i) = steps[first_other..].iter().position(|s| s.method == "drop_layers") {
+        let first_other = steps.iter().position(|s| !s.structural()).unwrap_or(steps.len());
+        if let Some(i) = steps[first_other..].iter().position(Step::structural) {
+            let method = &steps[first_other + i].method;
             return Err(at_step(
                 first_other + i,
-                invalid(
-                    "drop_layers must come before every other step (later steps name the blocks that remain)",
-                ),
+                invalid(&format!(
+                    "{method} must come before every other step except drop_layers and the other width \
+                     pruning steps (later steps work on the model it leaves)"
+                )),
             ));
         }
         Ok(Recipe { steps, sequential })
@@ -285,7 +317,7 @@ impl Recipe {
     }
 
     pub fn needs_calibration(&self) -> bool {
-        self.steps.iter().any(|s| s.info().calibrated || s.allotted().is_some())
+        self.steps.iter().any(|s| s.calibrated() || s.allotted().is_some())
     }
 }
 
@@ -367,6 +399,30 @@ impl Step {
 
     pub fn info(&self) -> &'static MethodInfo {
         method_info(&self.method).expect("steps are parsed from known methods")
+    }
+
+    /// Whether this step runs calibration text through the model (width pruning by weight magnitude
+    /// does not).
+    pub fn calibrated(&self) -> bool {
+        self.info().calibrated && self.width_importance() != Some(width::Importance::Magnitude)
+    }
+
+    /// Whether the step changes the model's structure (drop_layers, width pruning): such steps come
+    /// first, one after another, before the steps that rewrite weights.
+    pub fn structural(&self) -> bool {
+        self.method == "drop_layers" || self.width_unit().is_some()
+    }
+
+    /// What a width-pruning step removes (`None` for the other methods).
+    pub fn width_unit(&self) -> Option<Unit> {
+        Unit::of_method(&self.method)
+    }
+
+    /// How a width-pruning step ranks its units.
+    pub fn width_importance(&self) -> Option<width::Importance> {
+        self.width_unit()?;
+        let name = self.params.get("importance").and_then(Value::as_str).unwrap_or("activation");
+        Some(width::Importance::parse(name).expect("checked when parsed"))
     }
 
     pub fn f64(&self, key: &str) -> f64 {
@@ -464,6 +520,19 @@ impl Step {
             }
             let importance = self.params["importance"].as_str().unwrap_or_default();
             Importance::parse(importance).map_err(|e| at_method(m, e))?;
+        }
+        if self.width_unit().is_some() {
+            if self.target.is_some() {
+                return Err(invalid(&format!("{m} prunes every block alike: it takes no target")));
+            }
+            let ratio = self.params["ratio"].as_f64().unwrap_or(f64::NAN);
+            if !(ratio > 0.0 && ratio < 1.0) {
+                return Err(invalid(&format!(
+                    "{m}.ratio is the share removed: it must lie in (0, 1), not {ratio}"
+                )));
+            }
+            let importance = self.params["importance"].as_str().unwrap_or_default();
+            width::Importance::parse(importance).map_err(|e| at_method(m, e))?;
         }
         if let Some(block) = self.get_i64("block") {
             if block < 1 {

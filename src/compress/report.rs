@@ -1,6 +1,7 @@
 //! What a compression did, as the page and `squeeze compress --json` show it.
 
 use super::allot::Allotment;
+use super::prune::width::Removed;
 use super::recipe::Recipe;
 use crate::eval::kld::Divergence;
 use serde::Serialize;
@@ -43,6 +44,9 @@ pub struct StepReport {
     /// Weights that were exactly zero before the step and are not after it: a quantising step after a
     /// pruning step should keep this at 0 (Q4_1's grid and GPTQ's error feedback do not).
     pub zeros_lost: u64,
+    /// Width pruning: the units removed, per block (compact index ranges).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<Removed>,
     #[serde(skip)]
     pub params: u64,
     #[serde(skip)]
@@ -62,6 +66,8 @@ pub struct CompressReport {
     pub seconds: f64,
     /// Every tensor of the model, counted by its shape.
     pub params: u64,
+    /// Every tensor of the model the recipe was given (more than `params` after structured pruning).
+    pub params_original: u64,
     /// Parameters the model stores: fewer than `params` where low-rank factors replace matrices.
     pub params_stored: u64,
     pub size_bytes: u64,

@@ -63,7 +63,7 @@ impl Rewrite {
 }
 
 impl<'a> Work<'a> {
-    /// Work on `first` (`original`, or the shallower model drop_layers made of it).
+    /// Work on `first` (`original`, or the model structural steps made of it).
     pub fn new(gpu: &'a Gpu, original: &'a LoadedModel, first: &LoadedModel, recipe: &Recipe) -> Work<'a> {
         let model = LoadedModel {
             header: first.header.clone(),
@@ -81,6 +81,7 @@ impl<'a> Work<'a> {
                 notes: Vec::new(),
                 sparsity: 0.0,
                 zeros_lost: 0,
+                removed: Vec::new(),
                 params: 0,
                 zeros: 0,
                 factor_params: 0,
@@ -251,7 +252,8 @@ impl<'a> Work<'a> {
             m.header.tensors.iter().map(|t| t.n_bytes).sum::<u64>()
                 + m.extras.values().map(LinearExtras::stored_bytes).sum::<u64>()
         };
-        let params: u64 = self.model.header.tensors.iter().map(|t| t.n_elements()).sum();
+        let count = |m: &LoadedModel| m.header.tensors.iter().map(|t| t.n_elements()).sum::<u64>();
+        let params = count(&self.model);
         // A matrix stored as factors holds rank·(rows + cols) parameters, not rows·cols.
         let factored: Vec<(u64, u64)> = self
             .model
@@ -278,7 +280,7 @@ impl<'a> Work<'a> {
         // A tensor two steps rewrote (pruned, then quantised) is stored as the last one left it.
         let last: HashMap<&str, &TensorReport> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         let (c_bytes, c_params) = last.values().fold((0, 0), |(b, p), t| (b + t.bytes, p + t.params));
-        let zeros: f64 = last.values().map(|t| t.sparsity * t.params as f64).sum();
+        let zeros = last.values().fold(0.0, |z, t| z + t.sparsity * t.params as f64);
         let report = CompressReport {
             recipe: self.recipe,
             steps: self.steps,
@@ -287,6 +289,7 @@ impl<'a> Work<'a> {
             calib_seconds,
             seconds,
             params,
+            params_original: count(self.original),
             params_stored,
             size_bytes,
             size_bytes_original: size(self.original),

@@ -14,10 +14,12 @@ struct Block {
     k_bias: Option<Vec<f32>>,
     v_bias: Option<Vec<f32>>,
     attn_out: Vec<f32>,
+    attn_out_bias: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
     down: Vec<f32>,
+    down_bias: Option<Vec<f32>>,
 }
 
 pub struct CpuLlama {
@@ -45,10 +47,12 @@ impl CpuLlama {
                     k_bias: weight(&bias_name(&name(Role::K))),
                     v_bias: weight(&bias_name(&name(Role::V))),
                     attn_out: need(&name(Role::AttnOut))?,
+                    attn_out_bias: weight(&bias_name(&name(Role::AttnOut))),
                     ffn_norm: need(&name(Role::FfnNorm))?,
                     gate: need(&name(Role::Gate))?,
                     up: need(&name(Role::Up))?,
                     down: need(&name(Role::Down))?,
+                    down_bias: weight(&bias_name(&name(Role::Down))),
                 })
             })
             .collect::<Result<_>>()?;
@@ -81,7 +85,7 @@ impl CpuLlama {
             let scale = 1.0 / (hd as f32).sqrt();
             let a = attention(&q, &k, &v, t, c.n_heads, c.n_kv_heads, hd, 0, scale);
             observe(l, Role::AttnOut, &a);
-            let o = matmul(&a, t, q_dim, &b.attn_out, d, None);
+            let o = matmul(&a, t, q_dim, &b.attn_out, d, b.attn_out_bias.as_deref());
             elementwise::add_in_place(&mut x, &o);
             let h = rms_norm(&x, t, d, &b.ffn_norm, c.norm_eps);
             observe(l, Role::Gate, &h);
@@ -89,7 +93,7 @@ impl CpuLlama {
             let u = matmul(&h, t, d, &b.up, c.d_ffn, None);
             let s = elementwise::swiglu(&g, &u);
             observe(l, Role::Down, &s);
-            let f = matmul(&s, t, c.d_ffn, &b.down, d, None);
+            let f = matmul(&s, t, c.d_ffn, &b.down, d, b.down_bias.as_deref());
             elementwise::add_in_place(&mut x, &f);
         }
         let h = rms_norm(&x, t, d, &self.output_norm, c.norm_eps);

@@ -1,7 +1,7 @@
 //! Launchers for the calibration-statistics kernels (`shaders/calib.wgsl`): what compression methods
 //! need from the activations x (t tokens, k channels, f32, row-major) at the input of a linear layer,
-//! added into running totals so that batches accumulate. Per-channel Σ|x|, max|x|, Σx² (AWQ,
-//! SmoothQuant, Wanda, LLM.int8) and the Hessian xᵀx (GPTQ, SparseGPT). x larger than one binding goes
+//! added into running totals so that batches accumulate. Per-channel Σ|x|, max|x|, Σx², Σx (AWQ,
+//! SmoothQuant, Wanda, LLM.int8, FLAP) and the Hessian xᵀx (GPTQ, SparseGPT). x larger than one binding goes
 //! in token windows. The Hessian transposes x a chunk of at most 512 tokens at a time, so that each
 //! dispatch reads its ROWS channels from a uniform window, and goes in row windows when h is larger than
 //! one binding. The CPU twins are in `cpu::calib`.
@@ -44,10 +44,10 @@ async fn kernel(gpu: &Gpu, entry: &'static str, bindings: &'static [Access]) -> 
 /// Bindings of `columns` and `transpose_x`: params, x, the output they write.
 const X_TO_OUTPUT: &[Access] = &[Access::Uniform, Access::Read, Access::ReadWrite];
 
-/// A zeroed (3, k) f32 buffer for [`accumulate_columns`] to add into.
+/// A zeroed (4, k) f32 buffer for [`accumulate_columns`] to add into.
 pub fn new_column_stats(gpu: &Gpu, k: u32) -> Result<wgpu::Buffer> {
     // New buffers are zero-initialised by wgpu; COPY_DST lets a caller clear it for reuse.
-    gpu.storage_buffer("column statistics", 12 * k as u64, wgpu::BufferUsages::COPY_DST)
+    gpu.storage_buffer("column statistics", 16 * k as u64, wgpu::BufferUsages::COPY_DST)
 }
 
 /// Bytes of the (k, k) f32 Hessian of a layer with k input channels, if this GPU can hold it.
@@ -77,7 +77,7 @@ fn check_x(what: &str, x: &wgpu::Buffer, t: u32, k: u32) -> Result<()> {
     check_len(&format!("{what}: x"), x, t as u64 * k as u64)
 }
 
-/// Record stats (3, k) += [Σ|x|; max|x|; Σx²] per channel over the t tokens of x (t, k) into `enc`;
+/// Record stats (4, k) += [Σ|x|; max|x|; Σx²; Σx] per channel over the t tokens of x (t, k) into `enc`;
 /// the middle row keeps the running max. `stats` comes from [`new_column_stats`] or is laid out alike.
 pub async fn accumulate_columns(
     gpu: &Gpu,
@@ -89,8 +89,8 @@ pub async fn accumulate_columns(
 ) -> Result<()> {
     let what = format!("column statistics of {k} channels");
     check_x(&what, x, t, k)?;
-    check_len(&format!("{what}: stats"), stats, 3 * k as u64)?;
-    check_binding(gpu, &format!("{what}: stats"), 3 * k as u64)?;
+    check_len(&format!("{what}: stats"), stats, 4 * k as u64)?;
+    check_binding(gpu, &format!("{what}: stats"), 4 * k as u64)?;
     let kernel = kernel(gpu, "columns", X_TO_OUTPUT).await?;
     let align = gpu.limits().min_storage_buffer_offset_alignment as u64;
     for tokens in f32_row_chunks(gpu, &format!("{what}: x"), t as u64, k as u64)? {

@@ -1,4 +1,5 @@
-//! The Llama family on the GPU (SmolLM2, TinyLlama, Llama 3, Qwen2 with QKV biases): embedding,
+//! The Llama family on the GPU (SmolLM2, TinyLlama, Llama 3, Qwen2 with QKV biases; an output-projection
+//! or down-projection bias, as llama.cpp also reads, where width pruning compensated one): embedding,
 //! RMSNorm, RoPE, grouped-query causal attention over a KV cache, SwiGLU MLP, tied or separate head.
 //! One call records a whole batch of tokens into one command buffer.
 
@@ -22,10 +23,12 @@ struct Block {
     k_bias: Option<usize>,
     v_bias: Option<usize>,
     attn_out: usize,
+    attn_out_bias: Option<usize>,
     ffn_norm: usize,
     gate: usize,
     up: usize,
     down: usize,
+    down_bias: Option<usize>,
 }
 
 pub struct Llama {
@@ -80,10 +83,12 @@ impl Llama {
                 k_bias: weights.optional(&bias_name(&name(Role::K)), &[kv_rows])?,
                 v_bias: weights.optional(&bias_name(&name(Role::V)), &[kv_rows])?,
                 attn_out: weights.find(&name(Role::AttnOut), &[d, q_rows])?,
+                attn_out_bias: weights.optional(&bias_name(&name(Role::AttnOut)), &[d])?,
                 ffn_norm: weights.find(&name(Role::FfnNorm), &[d])?,
                 gate: weights.find(&name(Role::Gate), &[cfg.d_ffn, d])?,
                 up: weights.find(&name(Role::Up), &[cfg.d_ffn, d])?,
                 down: weights.find(&name(Role::Down), &[d, cfg.d_ffn])?,
+                down_bias: weights.optional(&bias_name(&name(Role::Down)), &[d])?,
             });
         }
         let embedding = weights.find(cfg.embedding_name(), &[cfg.vocab, d])?;
@@ -200,7 +205,8 @@ impl Llama {
         rope(gpu, enc, &ws.k, tu, kv_heads, hd, pos0, c.rope_base, c.rope_mode).await?;
         cache.attend(gpu, enc, c, l, &ws.q, &ws.k, &ws.v, &ws.attn, t).await?;
         observe(enc, Site::AttnOutIn, &ws.attn, c.n_heads * c.head_dim).await?;
-        lin.run(enc, &ws.attn, b.attn_out, None, &ws.h).await?;
+        let attn_out_bias = optional_f32_bias(gpu, b.attn_out_bias.map(w)).await?;
+        lin.run(enc, &ws.attn, b.attn_out, attn_out_bias.as_ref(), &ws.h).await?;
         elementwise::add_in_place(gpu, enc, &ws.x, &ws.h, tu * d).await?;
 
         rms_norm(gpu, enc, &ws.x, w(b.ffn_norm), &ws.h, tu, d, c.norm_eps).await?;
@@ -209,7 +215,8 @@ impl Llama {
         lin.run(enc, &ws.h, b.up, None, &ws.up).await?;
         elementwise::swiglu(gpu, enc, &ws.gate, &ws.up, &ws.act, tu * c.d_ffn as u32).await?;
         observe(enc, Site::DownIn, &ws.act, c.d_ffn).await?;
-        lin.run(enc, &ws.act, b.down, None, &ws.h).await?;
+        let down_bias = optional_f32_bias(gpu, b.down_bias.map(w)).await?;
+        lin.run(enc, &ws.act, b.down, down_bias.as_ref(), &ws.h).await?;
         elementwise::add_in_place(gpu, enc, &ws.x, &ws.h, tu * d).await
     }
 }

@@ -129,6 +129,7 @@ fn text_report(o: &Outcome) -> String {
         r.bpw_compressed,
         r.tensors.len()
     );
+    s += &format!("parameters {} (was {})\n", r.params, r.params_original);
     s += &format!("{:.1} s ({:.1} s calibration on {} tokens)\n", r.seconds, r.calib_seconds, r.calib_tokens);
     for st in &r.steps {
         s += &format!(
@@ -206,8 +207,8 @@ pub async fn compare(raw: &[String]) -> Result<String> {
     let ctx = base.ctx();
     let mut outcomes = Vec::new();
     let mut table = String::from(
-        "| recipe | bits/weight (rewritten) | zeros | model MB | PPL | KLD | top-1 | RMS Δp | seconds |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| recipe | bits/weight (rewritten) | zeros | params | model MB | PPL | KLD | top-1 | RMS Δp | seconds |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for recipe in &recipes {
         let calibration = Calibration { tokens: &calib, seq_len };
@@ -216,10 +217,11 @@ pub async fn compare(raw: &[String]) -> Result<String> {
         let d = divergence_from(&base, &mut runner, &mut progress).await?;
         let r = &c.report;
         let row = format!(
-            "| `{}` | {:.3} | {:.1}% | {:.1} | {:.3} | {:.4} | {:.1}% | {:.2}% | {:.1} |\n",
+            "| `{}` | {:.3} | {:.1}% | {:.2} M | {:.1} | {:.3} | {:.4} | {:.1}% | {:.2}% | {:.1} |\n",
             serde_json::to_string(&recipe.steps).expect("serialises"),
             r.bpw_compressed,
             100.0 * r.sparsity,
+            r.params as f64 / 1e6,
             r.size_bytes as f64 / 1e6,
             d.ppl,
             d.kld,

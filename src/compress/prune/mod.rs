@@ -1,7 +1,8 @@
-//! Pruning: weights set to exactly zero, chosen by a score — magnitude |w| (no data), Wanda's
-//! |w|·‖x‖ (calibration statistics) or SparseGPT's optimal-brain-surgeon saliency with the survivors
-//! updated to compensate (calibration Hessian) — either unstructured or N of every M consecutive input
-//! weights. Scoring and selection run on the CPU (as GPTQ and AWQ do); calibration runs on the GPU.
+//! Pruning. Structured, the model physically smaller: whole blocks (`depth`), or whole heads, neurons
+//! and hidden channels (`width`, `narrow`). Otherwise weights set to exactly zero, chosen by a score —
+//! magnitude |w| (no data), Wanda's |w|·‖x‖ (calibration statistics) or SparseGPT's
+//! optimal-brain-surgeon saliency with the survivors updated to compensate (calibration Hessian) —
+//! either unstructured or N of every M consecutive input weights. Scoring and selection run on the CPU (as GPTQ and AWQ do); calibration runs on the GPU.
 //!
 //! A pruned matrix is stored dense: no matmul kernel reads a sparse layout yet, and for 16-bit values
 //! one would only pay at low density (see `storage_note`). A quantising step after the pruning step
@@ -10,8 +11,10 @@
 pub mod depth;
 pub mod magnitude;
 pub mod mask;
+pub mod narrow;
 pub mod sparsegpt;
 pub mod wanda;
+pub mod width;
 
 pub use mask::Sparsity;
 
