@@ -106,10 +106,7 @@ fn block_importance_measures_how_far_a_block_turns_the_stream() {
 
 #[test]
 fn dropping_refuses_what_cannot_be_done() {
-    let refused = |json: &str, says: &str| match Recipe::parse(json) {
-        Err(Error::Invalid(m)) => assert!(m.contains(says), "{json}: {m}"),
-        other => panic!("{json} was accepted: {other:?}"),
-    };
+    let refused = common::assert_recipe_refused;
     refused(
         r#"{"steps":[{"method":"rtn"},{"method":"drop_layers"}]}"#,
         "step 2: drop_layers must come before",

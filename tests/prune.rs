@@ -111,10 +111,7 @@ fn recipes_refuse_bad_pruning_parameters_with_the_reason() {
     assert_eq!(Sparsity::parse(0.5, "").unwrap(), Sparsity::Unstructured(0.5));
     assert_eq!(Sparsity::parse(0.5, "2:4").unwrap(), Sparsity::NOfM { n: 2, m: 4 });
     assert_eq!(Sparsity::parse(0.0, " 4 : 8").unwrap().share(), 0.5);
-    let refused = |json: &str, says: &str| match Recipe::parse(json) {
-        Err(Error::Invalid(m)) => assert!(m.contains(says), "{json}: {m}"),
-        other => panic!("{json} was accepted: {other:?}"),
-    };
+    let refused = common::assert_recipe_refused;
     refused(r#"{"steps":[{"method":"magnitude","sparsity":1.0}]}"#, "magnitude.sparsity must lie in [0, 1)");
     refused(
         r#"{"steps":[{"method":"wanda","sparsity":-0.1}]}"#,

@@ -319,10 +319,7 @@ fn scores_counts_and_ranges_on_known_numbers() {
 
 #[test]
 fn width_pruning_refuses_what_it_cannot_do() {
-    let refused = |json: &str, says: &str| match Recipe::parse(json) {
-        Err(Error::Invalid(m)) => assert!(m.contains(says), "{json}: {m}"),
-        other => panic!("{json} was accepted: {other:?}"),
-    };
+    let refused = common::assert_recipe_refused;
     refused(
         r#"{"steps":[{"method":"rtn"},{"method":"prune_neurons"}]}"#,
         "step 2: prune_neurons must come before",

@@ -363,3 +363,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: impl Fn(us
         );
     }
 }
+
+/// Asserts that `json` is refused as a recipe with a message containing `says`.
+pub fn assert_recipe_refused(json: &str, says: &str) {
+    match squeeze::compress::Recipe::parse(json) {
+        Err(squeeze::error::Error::Invalid(m)) => assert!(m.contains(says), "{json}: {m}"),
+        other => panic!("{json} was accepted: {other:?}"),
+    }
+}
