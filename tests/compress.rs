@@ -15,6 +15,7 @@
 mod common;
 
 use common::bench::{assert_sizes_honest, bench};
+use squeeze::compress::allot::Allotted;
 
 #[test]
 fn quantisers_rank_as_the_literature_predicts_on_smollm2() {
@@ -60,26 +61,28 @@ fn target_bpw_spends_bits_where_the_model_is_sensitive() {
     );
     assert_sizes_honest(&c);
     let a = &c.report.allotments[0];
-    assert_eq!(a.layers.iter().map(|l| l.layer).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    let Allotted::Bits { layers, bpw, .. } = &a.allotted else { panic!("bits allotted: {:?}", a.allotted) };
+    let bpw = *bpw;
+    assert_eq!(layers.iter().map(|l| l.layer).collect::<Vec<_>>(), [0, 1, 2, 3]);
     assert_eq!(a.sensitivity.len(), 4);
     assert!(a.sensitivity.iter().all(|s| s.kld > 0.0 && s.kld.is_finite()), "{:?}", a.sensitivity);
-    let upgraded: Vec<usize> = a.layers.iter().filter(|l| l.bits == 4).map(|l| l.layer).collect();
-    assert_eq!(upgraded.len(), 2, "{:?}", a.layers);
+    let upgraded: Vec<usize> = layers.iter().filter(|l| l.bits == 4).map(|l| l.layer).collect();
+    assert_eq!(upgraded.len(), 2, "{:?}", layers);
     // The allotment's size is what was stored, and within the target.
-    assert!((a.bpw - c.report.bpw_compressed).abs() < 1e-9, "{} vs {}", a.bpw, c.report.bpw_compressed);
-    assert!(a.bpw <= 3.8, "{}", a.bpw);
+    assert!((bpw - c.report.bpw_compressed).abs() < 1e-9, "{} vs {}", bpw, c.report.bpw_compressed);
+    assert!(bpw <= 3.8, "{}", bpw);
     for t in &c.report.tensors {
-        let bits = a.layers.iter().find(|l| Some(l.layer) == t.layer).unwrap().bits;
+        let bits = layers.iter().find(|l| Some(l.layer) == t.layer).unwrap().bits;
         assert_eq!(t.dtype_after, format!("UINT{bits}_G128"), "{}", t.name);
     }
 
     let blocks = |bits: u8| {
         let ls: Vec<String> =
-            a.layers.iter().filter(|l| (l.bits == 4) == (bits == 3)).map(|l| l.layer.to_string()).collect();
+            layers.iter().filter(|l| (l.bits == 4) == (bits == 3)).map(|l| l.layer.to_string()).collect();
         format!(r#"{{"method":"rtn","bits":{bits},"group":128,"target":"blk\\.({})\\."}}"#, ls.join("|"))
     };
     let (swapped_c, swapped) = b.run(&format!(r#"{{"steps":[{},{}]}}"#, blocks(3), blocks(4)));
-    assert!((swapped_c.report.bpw_compressed - a.bpw).abs() < 1e-9);
+    assert!((swapped_c.report.bpw_compressed - bpw).abs() < 1e-9);
     assert!(
         allotted.kld < swapped.kld,
         "bits by sensitivity (blocks {upgraded:?} at 4): KLD {} vs the other two blocks at 4: {}",

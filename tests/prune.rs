@@ -9,6 +9,7 @@ mod common;
 use common::bench::{assert_sizes_honest, bench, Bench};
 use common::hessians::{gaussians, hessian, output_error, to_f32};
 use common::Rng;
+use squeeze::compress::allot::{allot_sparsity, Allotted};
 use squeeze::compress::prune::magnitude::{magnitude_mask, Scope};
 use squeeze::compress::prune::mask::{apply, row_mask, whole_mask};
 use squeeze::compress::prune::sparsegpt::{sparsegpt, SparseGptOptions, SparseGptResult};
@@ -16,7 +17,9 @@ use squeeze::compress::prune::wanda::wanda_mask;
 use squeeze::compress::prune::Sparsity;
 use squeeze::compress::{Compressed, Recipe};
 use squeeze::error::Error;
+use squeeze::eval::sensitivity::LayerSensitivity;
 use squeeze::kernels::dequant::dequantize_to_vec;
+use std::collections::BTreeMap;
 
 // ---------- masks ----------
 
@@ -131,6 +134,67 @@ fn recipes_refuse_bad_pruning_parameters_with_the_reason() {
     let ok = Recipe::parse(r#"{"steps":[{"method":"sparsegpt","pattern":"2:4","sparsity":0.5}]}"#).unwrap();
     assert_eq!(ok.steps[0].sparsity(), Some(Sparsity::NOfM { n: 2, m: 4 }));
     assert!(Recipe::parse(r#"{"steps":[{"method":"magnitude"}]}"#).unwrap().steps[0].sparsity().is_some());
+}
+
+/// The sensitivity allotment of sparsity: shares spread over the ranks of the measured KLD, the most
+/// sensitive block pruned least, and the parameter-weighted mean exactly the step's sparsity even when
+/// blocks differ in size.
+#[test]
+fn sparsity_allotment_spreads_by_rank_and_keeps_the_mean() {
+    let klds = [0.30, 0.02, 0.11, 0.05, 0.11];
+    let sensitivity: Vec<LayerSensitivity> = klds
+        .iter()
+        .enumerate()
+        .map(|(layer, &kld)| LayerSensitivity { layer, kld, top1: 0.9, bpw: 16.0, seconds: 0.1 })
+        .collect();
+    let equal: BTreeMap<usize, u64> = (0..5).map(|l| (l, 1000)).collect();
+    let Allotted::Sparsity { layers, mean, spread } = allot_sparsity(0.6, 0.1, &sensitivity, &equal) else {
+        panic!("a sparsity allotment")
+    };
+    assert_eq!((mean, spread), (0.6, 0.1));
+    let shares: Vec<f64> = layers.iter().map(|l| l.sparsity).collect();
+    // Ranks by KLD: block 1 (least sensitive), 3, 2 and 4 (tie, by block), 0 (most).
+    for (got, want) in shares.iter().zip([0.5, 0.7, 0.6, 0.65, 0.55]) {
+        assert!((got - want).abs() < 1e-12, "{shares:?}");
+    }
+    assert_eq!(layers.iter().map(|l| l.layer).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+
+    // Unequal blocks: the shares shift together so that the weighted mean stays 0.6; the most
+    // sensitive block (0) still has the fewest zeros.
+    let unequal: BTreeMap<usize, u64> = [(0, 4000), (1, 1000), (2, 1000), (3, 1000), (4, 1000)].into();
+    let Allotted::Sparsity { layers, .. } = allot_sparsity(0.6, 0.1, &sensitivity, &unequal) else {
+        panic!()
+    };
+    let total: u64 = layers.iter().map(|l| l.params).sum();
+    let weighted: f64 = layers.iter().map(|l| l.sparsity * l.params as f64).sum::<f64>() / total as f64;
+    assert!((weighted - 0.6).abs() < 1e-12, "{weighted}");
+    assert!(layers.iter().all(|l| l.layer == 0 || l.sparsity > layers[0].sparsity), "{layers:?}");
+
+    // One block alone keeps the mean; an N:M pattern or a spread leaving [0, 1) is refused.
+    let Allotted::Sparsity { layers, .. } = allot_sparsity(0.5, 0.1, &sensitivity[..1], &equal) else {
+        panic!()
+    };
+    assert_eq!(layers[0].sparsity, 0.5);
+    let refused = common::assert_recipe_refused;
+    refused(
+        r#"{"steps":[{"method":"wanda","pattern":"2:4","allot":"sensitivity"}]}"#,
+        "an N:M pattern prunes the same share everywhere",
+    );
+    refused(
+        r#"{"steps":[{"method":"magnitude","sparsity":0.95,"allot":"sensitivity"}]}"#,
+        "0.95 ± 0.08 is not",
+    );
+    refused(
+        r#"{"steps":[{"method":"magnitude","allot":"owl"}]}"#,
+        "allot must be \"uniform\" or \"sensitivity\"",
+    );
+    let step = &Recipe::parse(r#"{"steps":[{"method":"sparsegpt","allot":"sensitivity","spread":0.05}]}"#)
+        .unwrap()
+        .steps[0];
+    assert_eq!(step.allotted_sparsity(), Some((0.5, 0.05)));
+    let free = step.data_free().with_sparsity(0.45);
+    assert_eq!((free.method.as_str(), free.sparsity()), ("magnitude", Some(Sparsity::Unstructured(0.45))));
+    assert_eq!(free.allotted_sparsity(), None);
 }
 
 // ---------- SparseGPT ----------

@@ -52,19 +52,19 @@ pub async fn compress(
 ) -> Result<Compressed> {
     let start = now_ms();
     if let Some(s) = recipe.steps.iter().find(|s| s.structural()) {
-        if recipe.steps.iter().any(|s| s.allotted().is_some()) {
+        if recipe.steps.iter().any(Step::allots) {
             return Err(Error::Invalid(format!(
-                "target_bpw and {} in one recipe: not supported yet (the allotment is measured on the \
-                 model before its structure changes); run them as two compressions",
+                "an allotment by sensitivity (target_bpw, allot) and {} in one recipe: not supported yet (the \
+                 allotment is measured on the model before its structure changes); run them as two compressions",
                 s.method
             )));
         }
     }
     let mut allotments = Vec::new();
-    for (index, step) in recipe.steps.iter().enumerate().filter(|(_, s)| s.allotted().is_some()) {
+    for (index, step) in recipe.steps.iter().enumerate().filter(|(_, s)| s.allots()) {
         let calibration = calibration.ok_or_else(|| {
             Error::Invalid(format!(
-                "recipe step {} ({}): target_bpw measures each block's sensitivity on calibration text: give it",
+                "recipe step {} ({}): an allotment measures each block's sensitivity on calibration text: give it",
                 index + 1,
                 step.method
             ))

@@ -68,7 +68,7 @@ fn step_targets(
         )));
     }
     let block_linears_only = matches!(step.method.as_str(), "llm_int8" | "svd");
-    if step.info().calibrated || step.allotted().is_some() || block_linears_only {
+    if step.info().calibrated || step.allots() || block_linears_only {
         if let Some(t) = targets.iter().find(|t| t.linear.is_none()) {
             return Err(Error::Invalid(format!(
                 "{what}: {} is not a linear layer inside a block; {} works on block linears only",

@@ -138,7 +138,7 @@ pub const METHODS: &[MethodInfo] = &[
                 output row (scope \"row\") or the whole matrix, either a share of them or all but N of every M \
                 consecutive inputs (pattern \"2:4\"). Data-free; the pruned matrix is stored dense, as no \
                 kernel reads a sparse layout yet, so it only shrinks when a quantising step follows.",
-        defaults: || json!({"sparsity": 0.5, "scope": "row", "pattern": ""}),
+        defaults: || json!({"sparsity": 0.5, "scope": "row", "pattern": "", "allot": "uniform", "spread": 0.08}),
     },
     MethodInfo {
         name: "wanda",
@@ -147,7 +147,7 @@ pub const METHODS: &[MethodInfo] = &[
                 of its input feature over the calibration text, is compared within each output row (or N:M \
                 group), so small weights on large activations survive. Nothing is updated after; the matrix \
                 is stored dense unless a quantising step follows.",
-        defaults: || json!({"sparsity": 0.5, "pattern": ""}),
+        defaults: || json!({"sparsity": 0.5, "pattern": "", "allot": "uniform", "spread": 0.08}),
     },
     MethodInfo {
         name: "sparsegpt",
@@ -156,7 +156,10 @@ pub const METHODS: &[MethodInfo] = &[
                 compensate, through the inverse Hessian of the layer's inputs (XᵀX) as GPTQ does for \
                 rounding; each block of columns drops its weights of least saliency w²/[H⁻¹]_jj. Needs \
                 calibration text; the matrix is stored dense unless a quantising step follows.",
-        defaults: || json!({"sparsity": 0.5, "pattern": "", "damp": 0.01, "block": 128}),
+        defaults: || {
+            json!({"sparsity": 0.5, "pattern": "", "damp": 0.01, "block": 128, "allot": "uniform",
+                   "spread": 0.08})
+        },
     },
     MethodInfo {
         name: "svd",
@@ -317,7 +320,7 @@ impl Recipe {
     }
 
     pub fn needs_calibration(&self) -> bool {
-        self.steps.iter().any(|s| s.calibrated() || s.allotted().is_some())
+        self.steps.iter().any(|s| s.calibrated() || s.allots())
     }
 }
 
@@ -550,7 +553,36 @@ impl Step {
                 }
             }
         }
+        self.check_sparsity_allotment()?;
         self.format()?;
+        Ok(())
+    }
+
+    /// `allot` and `spread` of the pruning steps: a sensitivity allotment spreads an unstructured share
+    /// over the blocks, each block's share within [sparsity − spread, sparsity + spread] ⊂ [0, 1).
+    fn check_sparsity_allotment(&self) -> Result<()> {
+        let m = &self.method;
+        let Some(allot) = self.params.get("allot").and_then(Value::as_str) else { return Ok(()) };
+        if allot == "uniform" {
+            return Ok(());
+        }
+        if allot != "sensitivity" {
+            return Err(invalid(&format!(
+                "{m}.allot must be \"uniform\" or \"sensitivity\", not \"{allot}\""
+            )));
+        }
+        let Some(Sparsity::Unstructured(share)) = self.sparsity() else {
+            return Err(invalid(&format!(
+                "{m}.allot \"sensitivity\" spreads an unstructured share over the blocks; an N:M pattern \
+                 prunes the same share everywhere (leave out the pattern or allot \"uniform\")"
+            )));
+        };
+        let spread = self.f64("spread");
+        if !(0.0..=0.5).contains(&spread) || share - spread < 0.0 || share + spread >= 1.0 {
+            return Err(invalid(&format!(
+                "{m}.spread must lie in [0, 0.5] with sparsity ± spread inside [0, 1): {share} ± {spread} is not"
+            )));
+        }
         Ok(())
     }
 
@@ -560,22 +592,40 @@ impl Step {
         Some((target, self.get_i64("max_bits").unwrap_or(8).clamp(0, 8) as u8))
     }
 
-    /// A data-free step that writes the same grid: the step itself when it needs no calibration,
-    /// otherwise round-to-nearest with its `bits`, `group`, `sym`, `format` and `search`. The
-    /// sensitivity scan measures blocks with it (a calibrated method would need the model calibrated
-    /// once per block).
+    /// Whether the step's bits (target-bpw mode) or sparsity (allot "sensitivity") are allotted to the
+    /// blocks by measured sensitivity before the recipe runs.
+    pub fn allots(&self) -> bool {
+        self.allotted().is_some() || self.allotted_sparsity().is_some()
+    }
+
+    /// Sensitivity-allotted pruning: (mean sparsity, most a block's share may differ from it).
+    pub fn allotted_sparsity(&self) -> Option<(f64, f64)> {
+        if self.params.get("allot").and_then(Value::as_str) != Some("sensitivity") {
+            return None;
+        }
+        match self.sparsity()? {
+            Sparsity::Unstructured(share) => Some((share, self.f64("spread"))),
+            Sparsity::NOfM { .. } => None,
+        }
+    }
+
+    /// A data-free step that writes the same grid or prunes the same share: the step itself when it
+    /// needs no calibration, otherwise round-to-nearest with its `bits`, `group`, `sym`, `format` and
+    /// `search`, or magnitude pruning with its `sparsity` and `pattern`. The sensitivity scan measures
+    /// blocks with it (a calibrated method would need the model calibrated once per block).
     pub fn data_free(&self) -> Step {
         if !self.info().calibrated {
             return self.clone();
         }
-        let rtn = method_info("rtn").expect("rtn is a method");
-        let Value::Object(mut params) = (rtn.defaults)() else { unreachable!("defaults are objects") };
+        let free =
+            method_info(if self.sparsity().is_some() { "magnitude" } else { "rtn" }).expect("a method");
+        let Value::Object(mut params) = (free.defaults)() else { unreachable!("defaults are objects") };
         for (key, value) in params.iter_mut() {
             if let Some(v) = self.params.get(key) {
                 *value = v.clone();
             }
         }
-        Step { method: rtn.name.to_string(), target: self.target.clone(), params }
+        Step { method: free.name.to_string(), target: self.target.clone(), params }
     }
 
     /// The same step at `bits` bits per weight, target-bpw mode off.
@@ -583,6 +633,14 @@ impl Step {
         let mut step = self.clone();
         step.params.insert("bits".into(), json!(bits));
         step.params.insert("target_bpw".into(), json!(0.0));
+        step
+    }
+
+    /// The same pruning step at an unstructured `share`, allotment off.
+    pub fn with_sparsity(&self, share: f64) -> Step {
+        let mut step = self.clone();
+        step.params.insert("sparsity".into(), json!(share));
+        step.params.insert("allot".into(), json!("uniform"));
         step
     }
 

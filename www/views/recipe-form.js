@@ -30,6 +30,11 @@ const PARAMS = {
   scope: ['Scope', '', 'Where weights are compared: within each output row, or over the whole matrix.'],
   pattern: ['Pattern', 'pattern="(\\d+:\\d+)?"', 'Empty: unstructured. N:M, e.g. 2:4: N of every M consecutive ' +
     'input weights are kept (what sparse tensor cores read).'],
+  allot: ['Per block', '', 'uniform: every block pruned at the same share; sensitivity: each block alone is ' +
+    'pruned by magnitude first, and the blocks that move the predictions most get fewer zeros (within ± spread), ' +
+    'the mean kept.'],
+  spread: ['Spread', 'min="0" max="0.5" step="any"', 'With allot = sensitivity: the most a block’s sparsity may ' +
+    'differ from the mean (OWL’s λ).'],
   count: ['Blocks to drop', 'min="1" step="1"', 'How many transformer blocks to remove.'],
   importance: ['Importance', '', "How a block's importance is measured: block = 1 − cos(input, output) of the " +
     'residual stream; ppl = perplexity of the model without it (one forward pass per block).'],
@@ -41,10 +46,20 @@ const LOW_RANK = {
     'below 1: the rank r is chosen so that r·(in + out) ≈ keep·in·out.'],
   alpha: ['α', 'min="0" max="1" step="any"', 'Exponent of the input scales mean|x|^α (0: plain SVD).'],
 };
-const METHOD_PARAMS = { svd: LOW_RANK, asvd: LOW_RANK };
+const WIDTH = {
+  ratio: ['Share removed', 'min="0" max="0.99" step="any"', 'Share of the units (KV groups, MLP channels or hidden ' +
+    'channels) removed from every block.'],
+  importance: ['Importance', '', 'How units are ranked: activation = the size of their outputs on the calibration ' +
+    'text (Minitron); flap = how much those outputs fluctuate × the weights reading them, the removed mean folded ' +
+    'into a bias; magnitude = weight norms only (no data).'],
+};
+const METHOD_PARAMS = { svd: LOW_RANK, asvd: LOW_RANK, prune_heads: WIDTH, prune_neurons: WIDTH, prune_embedding: WIDTH };
 
-// Parameters whose value is one of a few words.
-const CHOICES = { scope: ['row', 'matrix'], importance: ['block', 'ppl'] };
+// Parameters whose value is one of a few words (per method where the words differ).
+const CHOICES = { scope: ['row', 'matrix'], importance: ['block', 'ppl'], allot: ['uniform', 'sensitivity'] };
+const WIDTH_IMPORTANCE = { importance: ['activation', 'flap', 'magnitude'] };
+const METHOD_CHOICES = { prune_heads: WIDTH_IMPORTANCE, prune_neurons: WIDTH_IMPORTANCE,
+  prune_embedding: WIDTH_IMPORTANCE };
 
 export function createRecipeForm(root, { onChange }) {
   root.innerHTML = `
@@ -117,8 +132,9 @@ already compressed, so later layers correct earlier errors. Off: every block see
       return `<label class="check param" ${title}><input type="checkbox" data-key="${key}" ${value ? 'checked' : ''} />
         ${label}</label>`;
     }
-    if (key === 'format' || CHOICES[key]) {
-      const options = key === 'format' ? formats : CHOICES[key];
+    const choices = METHOD_CHOICES[step.method]?.[key] ?? CHOICES[key];
+    if (key === 'format' || choices) {
+      const options = key === 'format' ? formats : choices;
       return `<label class="field param" ${title}>${label}<select data-key="${key}">${options.map((f) =>
         `<option ${f === value ? 'selected' : ''}>${f}</option>`).join('')}</select></label>`;
     }
