@@ -499,6 +499,37 @@ fn wanda_and_sparsegpt_beat_magnitude_on_smollm2() {
     }
 }
 
+/// Magnitude pruning at 60% on blocks 0–3, the sparsity allotted by sensitivity (± 0.1): each block
+/// holds the share it was allotted, the most sensitive block the fewest zeros, the whole the same 60% —
+/// and the model moves less than with 60% everywhere.
+#[test]
+fn sparsity_allotted_by_sensitivity_beats_uniform_magnitude_on_smollm2() {
+    let b = bench();
+    let (_, uniform) = b.run(&recipe(&[r#""method": "magnitude", "sparsity": 0.6"#]));
+    let (c, allotted) =
+        b.run(&recipe(&[r#""method": "magnitude", "sparsity": 0.6, "allot": "sensitivity", "spread": 0.1"#]));
+    assert_sizes_honest(&c);
+    let a = &c.report.allotments[0];
+    let Allotted::Sparsity { layers, .. } = &a.allotted else { panic!("{:?}", a.allotted) };
+    assert_eq!(layers.iter().map(|l| l.layer).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    let most = a.sensitivity.iter().max_by(|x, y| x.kld.total_cmp(&y.kld)).unwrap().layer;
+    let least = a.sensitivity.iter().min_by(|x, y| x.kld.total_cmp(&y.kld)).unwrap().layer;
+    let share = |l: usize| layers.iter().find(|s| s.layer == l).unwrap().sparsity;
+    assert!((share(most) - 0.5).abs() < 1e-9 && (share(least) - 0.7).abs() < 1e-9, "{layers:?}");
+    for t in &c.report.tensors {
+        let want = share(t.layer.unwrap());
+        assert!((t.sparsity - want).abs() < 0.002, "{}: {} zeros, allotted {want}", t.name, t.sparsity);
+    }
+    assert!((c.report.sparsity - 0.6).abs() < 0.002, "{}", c.report.sparsity);
+    assert!(c.report.steps[0].notes.iter().any(|n| n.starts_with("sparsity 0.6 ± 0.1 by block sensitivity")));
+    assert!(
+        allotted.kld < 0.95 * uniform.kld,
+        "allotted: KLD {} vs 60% in every block: {}",
+        allotted.kld,
+        uniform.kld
+    );
+}
+
 #[test]
 fn magnitude_prunes_exactly_the_smallest_real_weights_and_quantisers_keep_the_zeros() {
     let b = bench();

@@ -10,6 +10,32 @@ use crate::error::{Error, Result};
 /// Rows handled together: each row fetched from memory serves the dot products or updates of all of them.
 const TILE: usize = 8;
 
+/// What is wrong, if anything, with the arguments GPTQ and SparseGPT share: (rows, cols) weights `w`,
+/// the (cols, cols) Hessian sum over `tokens` tokens, columns processed `block` at a time, dampening.
+pub fn hessian_args_problem(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    hessian: &[f32],
+    tokens: usize,
+    block: usize,
+    damp: f64,
+) -> Option<String> {
+    if w.len() != rows * cols {
+        Some(format!("the weights have {} values, not {rows}×{cols}", w.len()))
+    } else if hessian.len() != cols * cols {
+        Some(format!("the Hessian has {} entries, not {cols}×{cols}", hessian.len()))
+    } else if tokens == 0 {
+        Some("the Hessian needs at least one calibration token".into())
+    } else if block == 0 {
+        Some("a block needs at least one column".into())
+    } else if !(damp >= 0.0 && damp.is_finite()) {
+        Some(format!("the damping must be a finite number ≥ 0, not {damp}"))
+    } else {
+        None
+    }
+}
+
 /// The layer Hessian as GPTQ and SparseGPT use it, H = (2/N)·Σ x·xᵀ over N calibration tokens in f64,
 /// and which columns no input reaches (H_ii = 0). Their diagonal is set to 1 so that H stays invertible;
 /// the caller zeroes their weights, which multiply nothing.

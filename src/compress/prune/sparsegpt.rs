@@ -100,25 +100,15 @@ fn check(
     tokens: usize,
     opts: &SparseGptOptions,
 ) -> Result<()> {
-    let problem = if w.len() != rows * cols {
-        Some(format!("the weights have {} values, not {rows}×{cols}", w.len()))
-    } else if hessian.len() != cols * cols {
-        Some(format!("the Hessian has {} entries, not {cols}×{cols}", hessian.len()))
-    } else if tokens == 0 {
-        Some("the Hessian needs at least one calibration token".into())
-    } else if opts.block == 0 {
-        Some("a block needs at least one column".into())
-    } else if !(opts.damp >= 0.0 && opts.damp.is_finite()) {
-        Some(format!("the damping must be a finite number ≥ 0, not {}", opts.damp))
-    } else {
+    let problem = linalg::hessian_args_problem(w, rows, cols, hessian, tokens, opts.block, opts.damp).or(
         match opts.sparsity {
             Sparsity::NOfM { n, m } if !opts.block.is_multiple_of(m) => Some(format!(
                 "blocks of {} columns do not split into the {n}:{m} pattern's groups",
                 opts.block
             )),
             _ => None,
-        }
-    };
+        },
+    );
     match problem {
         Some(p) => Err(Error::Invalid(format!("SparseGPT: {p}"))),
         None => opts.sparsity.check_cols(cols, "SparseGPT"),

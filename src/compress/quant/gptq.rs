@@ -126,25 +126,15 @@ fn check(
     format: &Format,
     opts: &GptqOptions,
 ) -> Result<()> {
-    let problem = if w.len() != rows * cols {
-        Some(format!("the weights have {} values, not {rows}×{cols}", w.len()))
-    } else if hessian.len() != cols * cols {
-        Some(format!("the Hessian has {} entries, not {cols}×{cols}", hessian.len()))
-    } else if tokens == 0 {
-        Some("the Hessian needs at least one calibration token".into())
-    } else if opts.block == 0 {
-        Some("a block needs at least one column".into())
-    } else if !(opts.damp >= 0.0 && opts.damp.is_finite()) {
-        Some(format!("the damping must be a finite number ≥ 0, not {}", opts.damp))
-    } else {
+    let problem = linalg::hessian_args_problem(w, rows, cols, hessian, tokens, opts.block, opts.damp).or(
         match opts.outliers {
             Outliers::Columns(n) if n > cols => Some(format!("cannot keep {n} of {cols} columns")),
             Outliers::Weights { threshold } if !(threshold > 0.0 && threshold.is_finite()) => {
                 Some(format!("the outlier threshold must be a positive number, not {threshold}"))
             }
             _ => None,
-        }
-    };
+        },
+    );
     match problem {
         Some(p) => Err(Error::Invalid(format!("GPTQ: {p}"))),
         None => format.grid_dtype(cols).map(|_| ()),
