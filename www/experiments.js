@@ -38,13 +38,20 @@ const STEP_PARAMS = [
   ['sym', (v) => (v ? 'sym' : '')],
   ['act_order', (v) => (v ? 'act-order' : '')],
   ['target_bpw', (v) => (v > 0 ? `→ ${v} bpw` : '')],
+  // Pruning: an N:M pattern decides the share, so it is named instead of the sparsity.
+  ['sparsity', (v, s) => (s.pattern ? '' : `${+(100 * v).toFixed(1)}%`)],
+  ['pattern', (v) => v],
+  ['allot', (v) => (v === 'sensitivity' ? 'by sensitivity' : '')],
+  ['ratio', (v) => `${+(100 * v).toFixed(1)}%`],
+  ['count', (v) => `${v} blocks`],
+  ['importance', (v) => `by ${v}`],
 ];
 
 /** "rtn 4-bit g128 on blk\.0\." (steps joined by " + "): a recipe in a few words. */
 export function describeRecipe(recipe) {
   const steps = Array.isArray(recipe?.steps) ? recipe.steps : [];
   return steps.map((s) => {
-    const words = [s.method, ...STEP_PARAMS.filter(([k]) => s[k] != null).map(([k, f]) => f(s[k]))];
+    const words = [s.method, ...STEP_PARAMS.filter(([k]) => s[k] != null).map(([k, f]) => f(s[k], s))];
     if (s.target) words.push(`on ${s.target}`);
     return words.filter(Boolean).join(' ');
   }).join(' + ') || '(empty recipe)';
