@@ -121,16 +121,35 @@ fn fit_affine(x: &[f32], fit: Fit) -> (f32, f32) {
     if fit == Fit::MinMax {
         return minmax;
     }
-    let mut q = vec![0f32; x.len()];
-    let score = |(s, m): (f32, f32), q: &mut [f32]| {
-        affine_codes(x, s, m, q);
-        affine_error(x, s, m, q)
+    search(
+        x.len(),
+        minmax,
+        (-CANDIDATES..=CANDIDATES).map(|k| ((hi - lo) / (Q4_TOP + 0.1 * k as f32), -lo)),
+        |(s, m), q| affine_codes(x, s, m, q),
+        |q| affine_refit(x, q),
+        |(s, m), q| affine_error(x, s, m, q),
+    )
+}
+
+/// Step 1's search for either fit: from the min/max parameters `minmax`, each candidate's codes refitted
+/// by least squares, then rounding and refitting alternately from the best while the squared error falls.
+fn search<P: Copy>(
+    n: usize,
+    minmax: P,
+    candidates: impl IntoIterator<Item = P>,
+    codes: impl Fn(P, &mut [f32]),
+    refit: impl Fn(&[f32]) -> Option<P>,
+    error: impl Fn(P, &[f32]) -> f32,
+) -> P {
+    let mut q = vec![0f32; n];
+    let score = |p: P, q: &mut [f32]| {
+        codes(p, q);
+        error(p, q)
     };
     let mut best = (score(minmax, &mut q), minmax);
-    for k in -CANDIDATES..=CANDIDATES {
-        let s = (hi - lo) / (Q4_TOP + 0.1 * k as f32);
-        affine_codes(x, s, -lo, &mut q);
-        if let Some(refit) = affine_refit(x, &q) {
+    for candidate in candidates {
+        codes(candidate, &mut q);
+        if let Some(refit) = refit(&q) {
             let e = score(refit, &mut q);
             if e < best.0 {
                 best = (e, refit);
@@ -138,8 +157,8 @@ fn fit_affine(x: &[f32], fit: Fit) -> (f32, f32) {
         }
     }
     for _ in 0..REFINE {
-        affine_codes(x, best.1 .0, best.1 .1, &mut q);
-        let Some(refit) = affine_refit(x, &q) else { break };
+        codes(best.1, &mut q);
+        let Some(refit) = refit(&q) else { break };
         let e = score(refit, &mut q);
         if e >= best.0 {
             break;
@@ -245,33 +264,17 @@ fn fit_symmetric(x: &[f32], fit: Fit) -> f32 {
     if fit == Fit::MinMax {
         return minmax;
     }
-    let mut q = vec![0f32; x.len()];
-    let score = |s: f32, q: &mut [f32]| {
-        symmetric_codes(x, s, q);
-        symmetric_error(x, s, q)
-    };
-    let mut best = (score(minmax, &mut q), minmax);
-    for top in [-32.0, 31.0] {
-        for k in -CANDIDATES..=CANDIDATES {
-            symmetric_codes(x, extreme / (top + 0.1 * k as f32), &mut q);
-            if let Some(refit) = symmetric_refit(x, &q) {
-                let e = score(refit, &mut q);
-                if e < best.0 {
-                    best = (e, refit);
-                }
-            }
-        }
-    }
-    for _ in 0..REFINE {
-        symmetric_codes(x, best.1, &mut q);
-        let Some(refit) = symmetric_refit(x, &q) else { break };
-        let e = score(refit, &mut q);
-        if e >= best.0 {
-            break;
-        }
-        best = (e, refit);
-    }
-    best.1
+    let candidates = [-32.0, 31.0]
+        .into_iter()
+        .flat_map(|top| (-CANDIDATES..=CANDIDATES).map(move |k| extreme / (top + 0.1 * k as f32)));
+    search(
+        x.len(),
+        minmax,
+        candidates,
+        |s, q| symmetric_codes(x, s, q),
+        |q| symmetric_refit(x, q),
+        |s, q| symmetric_error(x, s, q),
+    )
 }
 
 /// One 210-byte Q6_K block: ql[128], qh[64], i8 scales[16], d f16.
