@@ -68,22 +68,19 @@ pub async fn open_dir<S: ByteSource>(sources: &[S]) -> Result<ModelHeader> {
         match role(src.name()) {
             Role::Shard => {
                 let (shard_tensors, metadata) = read_shard(src, i).await?;
-                if let Some(Value::String(text)) = metadata.get(CONFIG_KEY) {
-                    let parsed = serde_json::from_str(text).map_err(|e| {
-                        Error::bad_file(
-                            src.name(),
-                            format!("__metadata__ {CONFIG_KEY} is not valid JSON: {e}"),
-                        )
-                    })?;
+                // An exported file carries its JSON side files as text in __metadata__.
+                let embedded_json = |key: &str| -> Result<Option<Value>> {
+                    match metadata.get(key) {
+                        Some(Value::String(text)) => serde_json::from_str(text).map(Some).map_err(|e| {
+                            Error::bad_file(src.name(), format!("__metadata__ {key} is not valid JSON: {e}"))
+                        }),
+                        _ => Ok(None),
+                    }
+                };
+                if let Some(parsed) = embedded_json(CONFIG_KEY)? {
                     embedded_config.get_or_insert(parsed);
                 }
-                if let Some(Value::String(text)) = metadata.get(TOKENIZER_CONFIG_KEY) {
-                    let parsed = serde_json::from_str(text).map_err(|e| {
-                        Error::bad_file(
-                            src.name(),
-                            format!("__metadata__ {TOKENIZER_CONFIG_KEY} is not valid JSON: {e}"),
-                        )
-                    })?;
+                if let Some(parsed) = embedded_json(TOKENIZER_CONFIG_KEY)? {
                     embedded_tokenizer_config.get_or_insert(parsed);
                 }
                 if let Some(Value::String(text)) = metadata.get(TOKENIZER_KEY) {
