@@ -67,3 +67,22 @@ test('the Weights view draws the mask of a pruned matrix, and a drag zooms in to
   await mask().locator('.mask-reset').click();
   await expect(mask()).toHaveAttribute('data-window', '0,0,576,576');
 });
+
+test('the recipe form offers each method its own choices: width and depth importance, the pruning allotment',
+  async () => {
+    await page.locator('.tab[data-view="compress"]').click();
+    await view().locator('.recipe-json').evaluate((details) => { details.open = true; });
+    const steps = [{ method: 'prune_neurons' }, { method: 'drop_layers' }, { method: 'wanda' }];
+    await view().locator('.recipe-text').fill(JSON.stringify({ steps }));
+    const select = (i, key) => view().locator(`.step[data-index="${i}"] select[data-key="${key}"]`);
+    const options = (i, key) => select(i, key).locator('option').allTextContents();
+    expect(await options(0, 'importance')).toEqual(['activation', 'flap', 'magnitude']);
+    await expect(select(0, 'importance')).toHaveValue('activation');
+    expect(await options(1, 'importance')).toEqual(['block', 'ppl']);
+    expect(await options(2, 'allot')).toEqual(['uniform', 'sensitivity']);
+
+    // Choosing "sensitivity" writes it into the recipe the run sends.
+    await select(2, 'allot').selectOption('sensitivity');
+    const sent = JSON.parse(await view().locator('.recipe-text').inputValue());
+    expect(sent.steps[2].allot).toBe('sensitivity');
+  });

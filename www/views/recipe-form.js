@@ -4,7 +4,8 @@
 import * as fmt from '../format.js';
 import { FORMULAS } from '../formulas.js';
 
-// [label, input attributes, help] of the parameters the methods take; an unlisted one shows its key.
+// [label, input attributes, help, the words it may be (a select)] of the parameters the methods take; an unlisted
+// one shows its key.
 const PARAMS = {
   bits: ['Bits', 'min="2" max="8" step="1"', 'Bits per quantised weight, 2 to 8.'],
   group: ['Group size', 'min="-1" step="1"', 'Weights sharing one scale along the input dimension: a positive ' +
@@ -27,17 +28,18 @@ const PARAMS = {
   iters: ['Iterations', 'min="1" step="1"', 'Optimisation rounds per group.'],
   sparsity: ['Sparsity', 'min="0" max="0.99" step="any"', 'Share of the weights set to zero, 0 to below 1 (with a ' +
     'pattern, the pattern decides).'],
-  scope: ['Scope', '', 'Where weights are compared: within each output row, or over the whole matrix.'],
+  scope: ['Scope', '', 'Where weights are compared: within each output row, or over the whole matrix.',
+    ['row', 'matrix']],
   pattern: ['Pattern', 'pattern="(\\d+:\\d+)?"', 'Empty: unstructured. N:M, e.g. 2:4: N of every M consecutive ' +
     'input weights are kept (what sparse tensor cores read).'],
   allot: ['Per block', '', 'uniform: every block pruned at the same share; sensitivity: each block alone is ' +
     'pruned by magnitude first, and the blocks that move the predictions most get fewer zeros (within ± spread), ' +
-    'the mean kept.'],
+    'the mean kept.', ['uniform', 'sensitivity']],
   spread: ['Spread', 'min="0" max="0.5" step="any"', 'With allot = sensitivity: the most a block’s sparsity may ' +
     'differ from the mean (OWL’s λ).'],
   count: ['Blocks to drop', 'min="1" step="1"', 'How many transformer blocks to remove.'],
   importance: ['Importance', '', "How a block's importance is measured: block = 1 − cos(input, output) of the " +
-    'residual stream; ppl = perplexity of the model without it (one forward pass per block).'],
+    'residual stream; ppl = perplexity of the model without it (one forward pass per block).', ['block', 'ppl']],
 };
 
 // Parameters that mean something else in a method's own terms.
@@ -51,15 +53,11 @@ const WIDTH = {
     'channels) removed from every block.'],
   importance: ['Importance', '', 'How units are ranked: activation = the size of their outputs on the calibration ' +
     'text (Minitron); flap = how much those outputs fluctuate × the weights reading them, the removed mean folded ' +
-    'into a bias; magnitude = weight norms only (no data).'],
+    'into a bias; magnitude = weight norms only (no data).', ['activation', 'flap', 'magnitude']],
 };
-const METHOD_PARAMS = { svd: LOW_RANK, asvd: LOW_RANK, prune_heads: WIDTH, prune_neurons: WIDTH, prune_embedding: WIDTH };
-
-// Parameters whose value is one of a few words (per method where the words differ).
-const CHOICES = { scope: ['row', 'matrix'], importance: ['block', 'ppl'], allot: ['uniform', 'sensitivity'] };
-const WIDTH_IMPORTANCE = { importance: ['activation', 'flap', 'magnitude'] };
-const METHOD_CHOICES = { prune_heads: WIDTH_IMPORTANCE, prune_neurons: WIDTH_IMPORTANCE,
-  prune_embedding: WIDTH_IMPORTANCE };
+const METHOD_PARAMS = {
+  svd: LOW_RANK, asvd: LOW_RANK, prune_heads: WIDTH, prune_neurons: WIDTH, prune_embedding: WIDTH,
+};
 
 export function createRecipeForm(root, { onChange }) {
   root.innerHTML = `
@@ -125,14 +123,13 @@ already compressed, so later layers correct earlier errors. Off: every block see
   }
 
   function paramHtml(step, key, fallback) {
-    const [label, attrs, help] = METHOD_PARAMS[step.method]?.[key] ?? PARAMS[key] ?? [key, 'step="any"', ''];
+    const [label, attrs, help, choices] = METHOD_PARAMS[step.method]?.[key] ?? PARAMS[key] ?? [key, 'step="any"', ''];
     const value = step[key] ?? fallback;
     const title = `title="${fmt.esc(help)}"`;
     if (typeof fallback === 'boolean') {
       return `<label class="check param" ${title}><input type="checkbox" data-key="${key}" ${value ? 'checked' : ''} />
         ${label}</label>`;
     }
-    const choices = METHOD_CHOICES[step.method]?.[key] ?? CHOICES[key];
     if (key === 'format' || choices) {
       const options = key === 'format' ? formats : choices;
       return `<label class="field param" ${title}>${label}<select data-key="${key}">${options.map((f) =>
