@@ -18,7 +18,7 @@
 //! that the parameter-weighted mean is the step's sparsity.
 
 use super::quant::grid::quantize_rtn;
-use super::recipe::{Recipe, Step};
+use super::recipe::Step;
 use super::{plan, Calibration};
 use crate::error::{Error, Result};
 use crate::eval::kld::BaseLogProbs;
@@ -26,7 +26,6 @@ use crate::eval::now_ms;
 use crate::eval::sensitivity::{scan, LayerSensitivity};
 use crate::gpu::Gpu;
 use crate::kernels::dequant::dequantize_to_vec;
-use crate::model::config::ModelConfig;
 use crate::model::runner::Runner;
 use crate::model::{LoadedModel, Muted, Progress};
 use serde::Serialize;
@@ -226,14 +225,10 @@ pub fn allot_sparsity(
 
 /// Parameters of `step`'s targets in each block.
 fn block_params(original: &LoadedModel, step: &Step) -> Result<BTreeMap<usize, u64>> {
-    let cfg = ModelConfig::from_header(&original.header)?;
-    let whole = Recipe { steps: vec![step.clone()], sequential: false };
     let mut params = BTreeMap::new();
-    for t in plan::plan(&whole, &cfg, &original.header)?.remove(0) {
-        if let Some((layer, _)) = t.linear {
-            let info = &original.header.tensors[t.index];
-            *params.entry(layer).or_insert(0) += info.rows() * info.cols();
-        }
+    for (layer, t) in plan::block_linears(step, &original.header)? {
+        let info = &original.header.tensors[t.index];
+        *params.entry(layer).or_insert(0) += info.rows() * info.cols();
     }
     Ok(params)
 }
@@ -252,7 +247,8 @@ async fn allot_bits(
     let what = format!("{what} target_bpw {target_bpw}");
 
     let costs = block_costs(gpu, original, step, floor, max_bits).await?;
-    let params: u64 = costs.values().map(|c| c.params).sum();
+    let block_params = block_params(original, step)?;
+    let params: u64 = block_params.values().sum();
     let budget = target_bpw * params as f64 / 8.0;
     let floor_bytes: u64 = costs.values().map(|c| c.bytes[0]).sum();
     if floor_bytes as f64 > budget {
@@ -297,7 +293,7 @@ async fn allot_bits(
             bits: floor + w as u8,
             kld_floor: kld_floor[&l],
             kld_predicted: predicted(l, w),
-            params: costs[&l].params,
+            params: block_params[&l],
             bytes: costs[&l].bytes[w],
         })
         .collect();
@@ -305,9 +301,8 @@ async fn allot_bits(
     Ok((Allotted::Bits { target_bpw, bpw, floor, max_bits, layers }, sensitivity))
 }
 
-/// Per block: its parameters, and at each width from the floor up, stored bytes and relative error.
+/// Per block, at each width from the floor up: stored bytes and relative error.
 struct BlockCosts {
-    params: u64,
     bytes: Vec<u64>,
     rel_err: Vec<f64>,
 }
@@ -320,22 +315,16 @@ async fn block_costs(
     floor: u8,
     max_bits: u8,
 ) -> Result<BTreeMap<usize, BlockCosts>> {
-    let cfg = ModelConfig::from_header(&original.header)?;
-    let whole = Recipe { steps: vec![step.clone()], sequential: false };
     let mut costs: BTreeMap<usize, BlockCosts> = BTreeMap::new();
     let widths = (max_bits - floor + 1) as usize;
     let mut norms: BTreeMap<usize, f64> = BTreeMap::new();
-    for t in plan::plan(&whole, &cfg, &original.header)?.remove(0) {
-        let Some((layer, _)) = t.linear else { continue };
+    for (layer, t) in plan::block_linears(step, &original.header)? {
         let info = &original.header.tensors[t.index];
         let (rows, cols) = (info.rows() as usize, info.cols() as usize);
         let w = dequantize_to_vec(gpu, &original.tensors[t.index]).await?;
-        let c = costs.entry(layer).or_insert_with(|| BlockCosts {
-            params: 0,
-            bytes: vec![0; widths],
-            rel_err: vec![0.0; widths],
-        });
-        c.params += (rows * cols) as u64;
+        let c = costs
+            .entry(layer)
+            .or_insert_with(|| BlockCosts { bytes: vec![0; widths], rel_err: vec![0.0; widths] });
         *norms.entry(layer).or_default() += w.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
         for k in 0..widths {
             let q = quantize_rtn(&step.with_bits(floor + k as u8).format()?, &w, rows, cols)?;

@@ -31,6 +31,15 @@ pub fn plan(recipe: &Recipe, cfg: &ModelConfig, header: &ModelHeader) -> Result<
     recipe.steps.iter().enumerate().map(|(i, step)| step_targets(i, step, &linears, header)).collect()
 }
 
+/// The block linears `step` alone targets, each with its block: what the per-block measurements
+/// (sensitivity scan, allotments) compress one block at a time.
+pub fn block_linears(step: &Step, header: &ModelHeader) -> Result<Vec<(usize, Target)>> {
+    let cfg = ModelConfig::from_header(header)?;
+    let alone = Recipe { steps: vec![step.clone()], sequential: false };
+    let targets = plan(&alone, &cfg, header)?.remove(0);
+    Ok(targets.into_iter().filter_map(|t| t.linear.map(|(layer, _)| (layer, t))).collect())
+}
+
 fn step_targets(
     i: usize,
     step: &Step,

@@ -7,7 +7,6 @@ use super::now_ms;
 use crate::compress::{plan, run_recipe, Recipe, Step};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::config::ModelConfig;
 use crate::model::runner::Runner;
 use crate::model::{LoadedModel, Muted, Progress};
 use serde::Serialize;
@@ -45,13 +44,9 @@ pub async fn scan(
     progress: &mut impl Progress,
 ) -> Result<Vec<LayerSensitivity>> {
     check_step(step)?;
-    let cfg = ModelConfig::from_header(&original.header)?;
-    let whole = Recipe { steps: vec![step.clone()], sequential: false };
     let mut by_layer: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for t in plan::plan(&whole, &cfg, &original.header)?.remove(0) {
-        if let Some((l, _)) = t.linear {
-            by_layer.entry(l).or_default().push(regex::escape(&original.header.tensors[t.index].name));
-        }
+    for (l, t) in plan::block_linears(step, &original.header)? {
+        by_layer.entry(l).or_default().push(regex::escape(&original.header.tensors[t.index].name));
     }
     if by_layer.is_empty() {
         return Err(Error::Invalid("the sensitivity scan needs a step that targets block linears".into()));
